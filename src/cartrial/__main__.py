@@ -1,0 +1,3 @@
+from cartrial.cli import main
+
+main()

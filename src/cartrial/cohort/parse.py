@@ -1,0 +1,124 @@
+"""Typed parsing of raw (all-text) cohort tables, collecting every problem.
+
+Each parser takes the table exactly as read (every cell a string, "" for empty) and
+returns the typed column plus the problems found. Nothing is coerced silently: a
+cell that does not parse is reported with its file, row, column and value; the
+missing-value spellings below are the only cells read as missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cartrial.cohort import vocab
+from cartrial.cohort.errors import Problem
+
+#: cell spellings read as missing (case-insensitive); nothing else is.
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", ".", "missing", "nd", "not done"})
+
+
+class Collector:
+    """Accumulates problems for one table of one file."""
+
+    def __init__(self, file: str, rows: pd.Series | np.ndarray) -> None:
+        self.file = file
+        self.rows = np.asarray(rows)  # source row number per record
+        self.problems: list[Problem] = []
+
+    def add_column(self, column: str | None, expected: str, value: str | None = None) -> None:
+        self.problems.append(Problem(self.file, None, column, value, expected))
+
+    def add_rows(self, mask: np.ndarray, column: str, values: Iterable[object], expected: str) -> None:
+        """Report every row where ``mask`` is true."""
+        idx = np.flatnonzero(mask)
+        vals = list(values)
+        for i in idx:
+            self.problems.append(Problem(self.file, int(self.rows[i]), column, str(vals[i]), expected))
+
+
+def is_missing(raw: pd.Series) -> np.ndarray:
+    """True where a raw text cell is one of the MISSING spellings."""
+    return raw.fillna("").astype(str).str.strip().str.lower().isin(MISSING).to_numpy()
+
+
+def parse_float(
+    raw: pd.Series,
+    column: str,
+    out: Collector,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+    what: str = "a number",
+) -> pd.Series:
+    """Parse numbers; report non-numeric cells and values outside [minimum, maximum]."""
+    text = raw.fillna("").astype(str).str.strip()
+    missing = is_missing(raw)
+    values = pd.to_numeric(text.where(~missing, None), errors="coerce").astype("float64")
+    bad = ~missing & values.isna().to_numpy()
+    bad |= ~missing & ~np.isfinite(values.fillna(0).to_numpy())
+    expected = what
+    if minimum is not None or maximum is not None:
+        lo = "" if minimum is None else f"≥ {minimum:g}"
+        hi = "" if maximum is None else f"≤ {maximum:g}"
+        expected = f"{what} {lo}{' and ' if lo and hi else ''}{hi}".strip()
+    out.add_rows(bad, column, text, expected)
+    v = values.to_numpy()
+    with np.errstate(invalid="ignore"):
+        out_of_range = np.zeros(len(v), dtype=bool)
+        if minimum is not None:
+            out_of_range |= v < minimum
+        if maximum is not None:
+            out_of_range |= v > maximum
+        if integer:
+            out_of_range |= np.isfinite(v) & (v != np.round(v))
+    out.add_rows(out_of_range & ~bad, column, text, expected + (" (a whole number)" if integer else ""))
+    values[bad | out_of_range] = np.nan
+    return values
+
+
+def parse_vocab(
+    raw: pd.Series, column: str, vocabulary: Mapping[str, Iterable[str]], out: Collector
+) -> pd.Series:
+    """Map text to canonical vocabulary values; report spellings that match nothing."""
+    text = raw.fillna("").astype(str).str.strip()
+    missing = is_missing(raw)
+    uniques = pd.unique(text[~missing])
+    mapping = {u: vocab.canonical(u, vocabulary) for u in uniques}
+    mapped = text.map(mapping)
+    bad = ~missing & mapped.isna().to_numpy()
+    out.add_rows(bad, column, text, "one of: " + vocab.allowed(vocabulary) + " (or an accepted alias)")
+    return mapped.where(~missing & ~bad, None).astype("string")
+
+
+def parse_bool(raw: pd.Series, column: str, out: Collector) -> pd.Series:
+    parsed = parse_vocab(raw, column, vocab.YES_NO, out)
+    return parsed.map({"yes": True, "no": False}).astype("boolean")
+
+
+def parse_date(raw: pd.Series, column: str, out: Collector) -> pd.Series:
+    """Parse ISO dates (YYYY-MM-DD; a time part is allowed); anything else is a problem."""
+    text = raw.fillna("").astype(str).str.strip()
+    missing = is_missing(raw)
+    values = pd.to_datetime(text.where(~missing, None), errors="coerce", format="ISO8601")
+    bad = ~missing & values.isna().to_numpy()
+    out.add_rows(bad, column, text, "an ISO date YYYY-MM-DD")
+    return values.astype("datetime64[ns]")
+
+
+def parse_text(raw: pd.Series) -> pd.Series:
+    text = raw.fillna("").astype(str).str.strip()
+    return text.where(~is_missing(raw), None).astype("string")
+
+
+def parse_extra(raw: pd.Series) -> pd.Series:
+    """Extra (unknown) columns are kept; numeric when every present cell is a number."""
+    missing = is_missing(raw)
+    text = raw.fillna("").astype(str).str.strip()
+    nums = pd.to_numeric(text.where(~missing, None), errors="coerce")
+    if missing.all() or nums[~missing].notna().all():
+        return nums.astype("float64")
+    return text.where(~missing, None).astype("string")

@@ -1,0 +1,1 @@
+"""Bundled example cohorts (``tan2023``) and the synthetic cohort generator."""
