@@ -26,7 +26,7 @@ def run(*cmd: str | os.PathLike[str]) -> None:
 
 
 def ensure_venv(extras: str = "") -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit(f"cartrial needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists() and not (BIN / "python.exe").exists():
         print(f"creating virtual environment {VENV}", flush=True)
@@ -40,9 +40,20 @@ def demo() -> None:
     ensure_venv()
     out = ROOT / "report"
     run(BIN / "cartrial", "report", "tan2023", "-o", out / "tan2023", "--overwrite")
-    run(BIN / "cartrial", "simulate", "--patients", "60", "--seed", "1", "-o", out / "synthetic-cohort",
-        "--overwrite")
-    run(BIN / "cartrial", "report", out / "synthetic-cohort", "-o", out / "synthetic", "--overwrite")
+    run(
+        BIN / "cartrial",
+        "simulate",
+        "--patients",
+        "60",
+        "--seed",
+        "1",
+        "-o",
+        out / "synthetic-cohort",
+        "--overwrite",
+    )
+    run(
+        BIN / "cartrial", "report", out / "synthetic-cohort", "-o", out / "synthetic", "--overwrite"
+    )
     print(f"\nopen {out / 'tan2023' / 'index.html'} and {out / 'synthetic' / 'index.html'}")
 
 

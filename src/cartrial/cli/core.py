@@ -22,7 +22,12 @@ def _load_or_exit(path: str):
 
 
 def validate(
-    path: Annotated[str, typer.Argument(help="Cohort folder, .xlsx workbook, wide .csv, or a bundled example name (tan2023).")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="Cohort folder, .xlsx workbook, wide .csv, or a bundled example name (tan2023)."
+        ),
+    ],
 ) -> None:
     """Check a cohort against the format; list every problem (file, row, column, value, expected)."""
     cohort = _load_or_exit(path)
@@ -45,16 +50,24 @@ def validate(
 
 def endpoints(
     path: Annotated[str, typer.Argument(help="Cohort path or bundled example name.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the table as CSV here.")] = None,
-    censor_at_sct: Annotated[bool, typer.Option(help="Censor PFS/EFS/DFS/DOR at consolidation SCT or new therapy.")] = False,
-    efs_nonresponse: Annotated[bool, typer.Option(help="EFS counts no response by the assessment window as an event at day 0.")] = True,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the table as CSV here.")
+    ] = None,
+    censor_at_sct: Annotated[
+        bool, typer.Option(help="Censor PFS/EFS/DFS/DOR at consolidation SCT or new therapy.")
+    ] = False,
+    efs_nonresponse: Annotated[
+        bool,
+        typer.Option(help="EFS counts no response by the assessment window as an event at day 0."),
+    ] = True,
 ) -> None:
     """Derive the time-to-event dataset (ADTTE-like, one row per patient and endpoint)."""
     from cartrial.endpoints import EndpointOptions, derive_endpoints
 
     cohort = _load_or_exit(path)
-    table = derive_endpoints(cohort, EndpointOptions(censor_at_sct=censor_at_sct,
-                                                     efs_nonresponse_event=efs_nonresponse))
+    table = derive_endpoints(
+        cohort, EndpointOptions(censor_at_sct=censor_at_sct, efs_nonresponse_event=efs_nonresponse)
+    )
     if output is not None:
         table.to_csv(output, index=False)
         typer.echo(f"wrote {len(table)} rows to {output}")
@@ -82,18 +95,23 @@ def km(
     table = derive_endpoints(cohort)
     rows = table[table["endpoint"] == endpoint.upper()]
     if rows.empty:
-        typer.echo(f"--endpoint: no rows for {endpoint!r}; available: "
-                   + ", ".join(sorted(table["endpoint"].unique())), err=True)
+        typer.echo(
+            f"--endpoint: no rows for {endpoint!r}; available: "
+            + ", ".join(sorted(table["endpoint"].unique())),
+            err=True,
+        )
         raise typer.Exit(2)
     months = rows["time_days"].to_numpy(dtype=float) / 30.4375
     fit = kaplan_meier(months, rows["event"].to_numpy(dtype=int), conf_type=conf_type)
     med, lo, hi = fit.median()
-    typer.echo(f"{endpoint.upper()}: {int(rows['event'].sum())} events / {len(rows)} patients "
-               f"(CI transform {conf_type}, Greenwood)")
+    typer.echo(
+        f"{endpoint.upper()}: {int(rows['event'].sum())} events / {len(rows)} patients "
+        f"(CI transform {conf_type}, Greenwood)"
+    )
     typer.echo(f"  median {med:.1f} months (95% CI {lo:.1f}–{hi:.1f})")
     for t in at or [12.0, 24.0]:
-        s, l, u = fit.survival_at(t)
-        typer.echo(f"  {t:g} months: {100 * s:.1f}% (95% CI {100 * l:.1f}–{100 * u:.1f})")
+        s, lo_t, hi_t = fit.survival_at(t)
+        typer.echo(f"  {t:g} months: {100 * s:.1f}% (95% CI {100 * lo_t:.1f}–{100 * hi_t:.1f})")
 
 
 def register(app: typer.Typer) -> None:

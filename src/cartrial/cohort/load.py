@@ -24,7 +24,11 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "data"
 
 def bundled_example(name: str) -> Path | None:
     """Path of a bundled example cohort by name (e.g. ``tan2023``), or None."""
-    for candidate in (EXAMPLES_DIR / f"{name}.csv", EXAMPLES_DIR / name, EXAMPLES_DIR / f"{name}.xlsx"):
+    for candidate in (
+        EXAMPLES_DIR / f"{name}.csv",
+        EXAMPLES_DIR / name,
+        EXAMPLES_DIR / f"{name}.xlsx",
+    ):
         if candidate.exists():
             return candidate
     return None
@@ -32,17 +36,30 @@ def bundled_example(name: str) -> Path | None:
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                         encoding="utf-8-sig", skipinitialspace=False)
+        df = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            skipinitialspace=False,
+        )
     except UnicodeDecodeError as exc:
-        raise CohortError([Problem(str(path), None, None, None,
-                                   f"a UTF-8 text file (cannot decode: {exc.reason})")]) from exc
+        raise CohortError(
+            [
+                Problem(
+                    str(path), None, None, None, f"a UTF-8 text file (cannot decode: {exc.reason})"
+                )
+            ]
+        ) from exc
     except pd.errors.ParserError as exc:
-        raise CohortError([Problem(str(path), None, None, None,
-                                   f"a well-formed CSV file ({exc})")]) from exc
+        raise CohortError(
+            [Problem(str(path), None, None, None, f"a well-formed CSV file ({exc})")]
+        ) from exc
     except pd.errors.EmptyDataError as exc:
-        raise CohortError([Problem(str(path), None, None, None,
-                                   "a CSV file with a header row")]) from exc
+        raise CohortError(
+            [Problem(str(path), None, None, None, "a CSV file with a header row")]
+        ) from exc
     df.columns = [str(c).strip() for c in df.columns]
     df["source_row"] = range(2, len(df) + 2)  # line 1 is the header
     return df
@@ -67,18 +84,35 @@ def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str],
             labels[name] = str(path)
             paths.append(path)
     if "patients" not in raws:
-        raise CohortError([Problem(str(folder / "patients.csv"), None, None, None,
-                                   "a patients.csv file (the one required table)")], str(folder))
+        raise CohortError(
+            [
+                Problem(
+                    str(folder / "patients.csv"),
+                    None,
+                    None,
+                    None,
+                    "a patients.csv file (the one required table)",
+                )
+            ],
+            str(folder),
+        )
     return raws, labels, paths
 
 
 def _read_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     try:
-        sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False,
-                               na_filter=False, engine="openpyxl")
+        sheets = pd.read_excel(
+            path,
+            sheet_name=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            engine="openpyxl",
+        )
     except Exception as exc:  # openpyxl raises many types for a broken file
-        raise CohortError([Problem(str(path), None, None, None,
-                                   f"a readable .xlsx workbook ({exc})")], str(path)) from exc
+        raise CohortError(
+            [Problem(str(path), None, None, None, f"a readable .xlsx workbook ({exc})")], str(path)
+        ) from exc
     by_name = {str(k).strip().lower(): v for k, v in sheets.items()}
     raws, labels = {}, {}
     for name in TABLES:
@@ -91,19 +125,29 @@ def _read_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
             labels[name] = f"{path}[{name}]"
     if "patients" not in raws:
         if len(by_name) == 1:  # a single sheet: a wide per-patient table
-            (sheet_name, df), = by_name.items()
+            ((sheet_name, df),) = by_name.items()
             df.columns = [str(c).strip() for c in df.columns]
             df = df.astype(str).replace({"nan": "", "NaT": "", "None": ""})
             df["source_row"] = range(2, len(df) + 2)
             return {"wide": df}, {"wide": f"{path}[{sheet_name}]"}
-        raise CohortError([Problem(str(path), None, None, None,
-                                   "a sheet named 'patients' (sheets found: "
-                                   + ", ".join(sheets) + ")")], str(path))
+        raise CohortError(
+            [
+                Problem(
+                    str(path),
+                    None,
+                    None,
+                    None,
+                    "a sheet named 'patients' (sheets found: " + ", ".join(sheets) + ")",
+                )
+            ],
+            str(path),
+        )
     return raws, labels
 
 
-def _type_tables(raws: dict[str, pd.DataFrame], labels: dict[str, str], source: str
-                 ) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+def _type_tables(
+    raws: dict[str, pd.DataFrame], labels: dict[str, str], source: str
+) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     problems: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
     patients, probs = parse_table("patients", raws["patients"], labels["patients"])
@@ -133,8 +177,9 @@ def _build(raws: dict[str, pd.DataFrame], labels: dict[str, str], source: str, s
     tables, problems = _type_tables(raws, labels, source)
     if problems:
         raise CohortError(problems, source)
-    return Cohort(**tables, source=source, input_sha256=sha, layout=layout,
-                  given_endpoints=given, notes=notes)
+    return Cohort(
+        **tables, source=source, input_sha256=sha, layout=layout, given_endpoints=given, notes=notes
+    )
 
 
 def load_cohort(path: str | os.PathLike[str]) -> Cohort:
@@ -150,9 +195,19 @@ def load_cohort(path: str | os.PathLike[str]) -> Cohort:
     if not p.exists():
         example = bundled_example(str(path))
         if example is None:
-            raise CohortError([Problem(str(path), None, None, None,
-                                       "an existing folder, .csv or .xlsx file, or a bundled "
-                                       "example name (tan2023)")], str(path))
+            raise CohortError(
+                [
+                    Problem(
+                        str(path),
+                        None,
+                        None,
+                        None,
+                        "an existing folder, .csv or .xlsx file, or a bundled "
+                        "example name (tan2023)",
+                    )
+                ],
+                str(path),
+            )
         p = example
     if p.is_dir():
         raws, labels, paths = _read_folder(p)
@@ -166,8 +221,9 @@ def load_cohort(path: str | os.PathLike[str]) -> Cohort:
         if not is_wide(df):
             return _build({"patients": df}, {"patients": str(p)}, str(p), _hash_files([p]))
         return _build({"wide": df}, {"wide": str(p)}, str(p), _hash_files([p]))
-    raise CohortError([Problem(str(p), None, None, None,
-                               "a folder of CSV files, a .csv or a .xlsx file")], str(p))
+    raise CohortError(
+        [Problem(str(p), None, None, None, "a folder of CSV files, a .csv or a .xlsx file")], str(p)
+    )
 
 
 def _frame_to_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -198,8 +254,12 @@ def cohort_from_frames(
     source: str = "memory",
 ) -> Cohort:
     """Validate in-memory tables by the same rules as files (rows numbered as in a CSV)."""
-    frames = {"patients": patients, "events": events, "adverse_events": adverse_events,
-              "observations": observations}
+    frames = {
+        "patients": patients,
+        "events": events,
+        "adverse_events": adverse_events,
+        "observations": observations,
+    }
     raws = {k: _frame_to_text(v) for k, v in frames.items() if v is not None}
     labels = {k: f"{source}:{k}" for k in raws}
     h = hashlib.sha256()
@@ -211,7 +271,9 @@ def cohort_from_frames(
 
 def _text_for_csv(df: pd.DataFrame, table: str) -> pd.DataFrame:
     canon = [c for c in COLUMNS[table] if c in df.columns]
-    extra = [c for c in df.columns if c not in COLUMNS[table] and c not in ("source_file", "source_row")]
+    extra = [
+        c for c in df.columns if c not in COLUMNS[table] and c not in ("source_file", "source_row")
+    ]
     out = _frame_to_text(df[canon + extra]).drop(columns="source_row")
     # drop canonical columns that are entirely empty, to keep files tidy and round-trips stable
     keep = [c for c in out.columns if c in ("patient_id",) or c in extra or (out[c] != "").any()]

@@ -31,12 +31,16 @@ class Collector:
     def add_column(self, column: str | None, expected: str, value: str | None = None) -> None:
         self.problems.append(Problem(self.file, None, column, value, expected))
 
-    def add_rows(self, mask: np.ndarray, column: str, values: Iterable[object], expected: str) -> None:
+    def add_rows(
+        self, mask: np.ndarray, column: str, values: Iterable[object], expected: str
+    ) -> None:
         """Report every row where ``mask`` is true."""
         idx = np.flatnonzero(mask)
         vals = list(values)
         for i in idx:
-            self.problems.append(Problem(self.file, int(self.rows[i]), column, str(vals[i]), expected))
+            self.problems.append(
+                Problem(self.file, int(self.rows[i]), column, str(vals[i]), expected)
+            )
 
 
 def is_missing(raw: pd.Series) -> np.ndarray:
@@ -75,7 +79,9 @@ def parse_float(
             out_of_range |= v > maximum
         if integer:
             out_of_range |= np.isfinite(v) & (v != np.round(v))
-    out.add_rows(out_of_range & ~bad, column, text, expected + (" (a whole number)" if integer else ""))
+    out.add_rows(
+        out_of_range & ~bad, column, text, expected + (" (a whole number)" if integer else "")
+    )
     values[bad | out_of_range] = np.nan
     return values
 
@@ -90,7 +96,9 @@ def parse_vocab(
     mapping = {u: vocab.canonical(u, vocabulary) for u in uniques}
     mapped = text.map(mapping)
     bad = ~missing & mapped.isna().to_numpy()
-    out.add_rows(bad, column, text, "one of: " + vocab.allowed(vocabulary) + " (or an accepted alias)")
+    out.add_rows(
+        bad, column, text, "one of: " + vocab.allowed(vocabulary) + " (or an accepted alias)"
+    )
     return mapped.where(~missing & ~bad, None).astype("string")
 
 

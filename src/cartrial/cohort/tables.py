@@ -54,8 +54,16 @@ VOCAB_COLUMNS = {
 }
 #: analytes whose value may be a word (device, level of consciousness …), kept in value_text
 CATEGORICAL_ANALYTES = frozenset(
-    {"oxygen", "consciousness", "seizure", "cerebral_edema", "motor_weakness", "vasopressin",
-     "tocilizumab", "steroids"}
+    {
+        "oxygen",
+        "consciousness",
+        "seizure",
+        "cerebral_edema",
+        "motor_weakness",
+        "vasopressin",
+        "tocilizumab",
+        "steroids",
+    }
 )
 #: columns holding a time, by table, with the date column that may replace it
 TIME_COLUMNS = {
@@ -72,7 +80,9 @@ def _typed_column(table: str, column: str, raw: pd.Series, out: Collector) -> pd
         return parse_vocab(raw, column, VOCAB_COLUMNS[(table, column)], out)
     if kind == "float" or kind == "Int64":
         lo, hi, integer = BOUNDS.get((table, column), (None, None, False))
-        values = parse_float(raw, column, out, minimum=lo, maximum=hi, integer=integer or kind == "Int64")
+        values = parse_float(
+            raw, column, out, minimum=lo, maximum=hi, integer=integer or kind == "Int64"
+        )
         return values.round().astype("Int64") if kind == "Int64" else values
     if kind == "bool":
         return parse_bool(raw, column, out)
@@ -118,9 +128,15 @@ def parse_table(
         _mrd(raw, typed, out)
     for day_col, date_col in TIME_COLUMNS.get(table, ()):
         if date_col in raw.columns:
-            _dates_to_days(raw, typed, day_col, date_col, infusion_dates, out)
-    extras = [c for c in raw.columns if c not in COLUMNS[table] and c not in typed and c != "source_row"
-              and not str(c).startswith("Unnamed:")]
+            _dates_to_days(table, raw, typed, day_col, date_col, infusion_dates, out)
+    extras = [
+        c
+        for c in raw.columns
+        if c not in COLUMNS[table]
+        and c not in typed
+        and c != "source_row"
+        and not str(c).startswith("Unnamed:")
+    ]
     for column in extras:
         typed[column] = parse_extra(raw[column])
     df = pd.DataFrame(typed, index=raw.index)
@@ -131,7 +147,9 @@ def parse_table(
     return df, out.problems
 
 
-def _observation_values(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> pd.Series:
+def _observation_values(
+    raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector
+) -> pd.Series:
     """Numeric value, or a word for categorical analytes (oxygen device, consciousness …)."""
     text = raw["value"].fillna("").astype(str).str.strip()
     categorical = typed["analyte"].isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy()
@@ -155,17 +173,26 @@ def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> No
     # decide once per distinct (analyte, unit) pair, then broadcast
     pairs = pd.DataFrame({"a": analyte.astype(object), "u": canon.astype(object)})
     allowed_units = {
-        (a, u): (a in vocab.ANALYTES and vocab.ANALYTES[a][1] is not None
-                 and u not in vocab.ANALYTES[a][1])
+        (a, u): (
+            a in vocab.ANALYTES
+            and vocab.ANALYTES[a][1] is not None
+            and u not in vocab.ANALYTES[a][1]
+        )
         for a, u in pairs.drop_duplicates().itertuples(index=False)
     }
-    bad = ~missing & np.array([allowed_units[k] for k in zip(pairs["a"], pairs["u"], strict=True)],
-                              dtype=bool)
+    bad = ~missing & np.array(
+        [allowed_units[k] for k in zip(pairs["a"], pairs["u"], strict=True)], dtype=bool
+    )
     for i in np.flatnonzero(bad):
         a = analyte.iloc[i]
         out.problems.append(
-            Problem(out.file, int(out.rows[i]), "unit", text.iloc[i],
-                    f"a unit of {a}: " + " or ".join(sorted(vocab.ANALYTES[a][1] or ())))
+            Problem(
+                out.file,
+                int(out.rows[i]),
+                "unit",
+                text.iloc[i],
+                f"a unit of {a}: " + " or ".join(sorted(vocab.ANALYTES[a][1] or ())),
+            )
         )
     typed["unit"] = canon.where(~missing, None).astype("string")
 
@@ -182,7 +209,9 @@ def _mrd(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None
     bad_num = numbers.notna().to_numpy() & ((numbers < 0) | (numbers > 1)).to_numpy()
     out.add_rows(bad_num, "mrd", text, "negative, positive, or a fraction between 0 and 1")
     from_number = np.where(numbers < 1e-4, "negative", "positive")
-    mrd = words.where(words.notna(), pd.Series(from_number, index=text.index).where(numbers.notna()))
+    mrd = words.where(
+        words.notna(), pd.Series(from_number, index=text.index).where(numbers.notna())
+    )
     mrd[bad_num] = None
     typed["mrd"] = mrd.astype("string")
     if "mrd_value" not in raw.columns:
@@ -190,6 +219,7 @@ def _mrd(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None
 
 
 def _dates_to_days(
+    table: str,
     raw: pd.DataFrame,
     typed: dict[str, pd.Series],
     day_col: str,
@@ -203,25 +233,46 @@ def _dates_to_days(
     if not have.any():
         return
     ids = typed["patient_id"]
-    inf = ids.map(infusion_dates) if infusion_dates is not None else pd.Series(pd.NaT, index=ids.index)
+    inf = (
+        ids.map(infusion_dates)
+        if infusion_dates is not None
+        else pd.Series(pd.NaT, index=ids.index)
+    )
     inf = pd.to_datetime(inf)
     no_inf = have & inf.isna().to_numpy()
-    out.add_rows(no_inf, date_col, raw[date_col],
-                 "patients.infusion_date for this patient, to turn the date into a study day")
+    out.add_rows(
+        no_inf,
+        date_col,
+        raw[date_col],
+        "patients.infusion_date for this patient, to turn the date into a study day",
+    )
     days = (dates - inf).dt.total_seconds() / 86400.0
     days = days.astype("float64")
     given = typed[day_col]
-    clash = have & given.notna().to_numpy() & days.notna().to_numpy() & (
-        np.abs(given.to_numpy(dtype=float, na_value=np.nan) - days.to_numpy()) > 0.5
+    clash = (
+        have
+        & given.notna().to_numpy()
+        & days.notna().to_numpy()
+        & (np.abs(given.to_numpy(dtype=float, na_value=np.nan) - days.to_numpy()) > 0.5)
     )
-    out.add_rows(clash, date_col, raw[date_col],
-                 f"a date that agrees with {day_col} (days since patients.infusion_date)")
-    lo, _hi, _ = BOUNDS.get(("events" if day_col == "day" else "adverse_events", day_col),
-                            (None, None, False))
+    out.add_rows(
+        clash,
+        date_col,
+        raw[date_col],
+        f"a date that agrees with {day_col} (days since patients.infusion_date)",
+    )
+    lo = BOUNDS.get((table, day_col), (None, None, False))[0]
     filled = given.where(given.notna(), days)
-    if day_col == "day" and "analyte" not in typed and lo is not None:
+    if lo is not None:
         before = have & given.isna().to_numpy() & (days < lo).fillna(False).to_numpy()
-        out.add_rows(before, date_col, raw[date_col], "a date on or after the infusion date")
+        out.add_rows(
+            before,
+            date_col,
+            raw[date_col],
+            f"a date no earlier than {abs(lo):g} days before the infusion date"
+            if lo < 0
+            else "a date on or after the infusion date",
+        )
         filled[before] = np.nan
     typed[day_col] = filled
 
@@ -235,23 +286,42 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
         dup = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
         first_row = dict(zip(ids[~ids.duplicated(keep="first")], rows, strict=False))
         for i in np.flatnonzero(dup):
-            out.problems.append(Problem(out.file, int(rows[i]), "patient_id", str(ids.iloc[i]),
-                                        f"a unique patient_id (already used on row {first_row[ids.iloc[i]]})"))
+            out.problems.append(
+                Problem(
+                    out.file,
+                    int(rows[i]),
+                    "patient_id",
+                    str(ids.iloc[i]),
+                    f"a unique patient_id (already used on row {first_row[ids.iloc[i]]})",
+                )
+            )
     if table in ("events", "adverse_events", "observations"):
         ids = df["patient_id"]
         out.add_rows(ids.isna().to_numpy(), "patient_id", ids.fillna(""), "a non-empty patient_id")
         tcol = REQUIRED_TIME[table]
         no_time = df[tcol].isna().to_numpy() & ~_already_reported(out, rows, tcol)
-        out.add_rows(no_time, tcol, df[tcol].astype("string").fillna(""),
-                     f"a time: {tcol} (days since infusion) or a date")
+        out.add_rows(
+            no_time,
+            tcol,
+            df[tcol].astype("string").fillna(""),
+            f"a time: {tcol} (days since infusion) or a date",
+        )
     if table == "events":
         resp = (df["event"] == "response").fillna(False).to_numpy()
-        no_resp = resp & df["response"].isna().to_numpy() & ~_already_reported(out, rows, "response")
-        out.add_rows(no_resp, "response", df["response"].fillna(""),
-                     "a response category for an event of type 'response'")
+        no_resp = (
+            resp & df["response"].isna().to_numpy() & ~_already_reported(out, rows, "response")
+        )
+        out.add_rows(
+            no_resp,
+            "response",
+            df["response"].fillna(""),
+            "a response category for an event of type 'response'",
+        )
     if table == "adverse_events":
         bad = (df["resolution_day"] < df["onset_day"]).fillna(False).to_numpy()
-        out.add_rows(bad, "resolution_day", df["resolution_day"], "a resolution on or after onset_day")
+        out.add_rows(
+            bad, "resolution_day", df["resolution_day"], "a resolution on or after onset_day"
+        )
         no_grade = df["grade"].isna().to_numpy() & ~_already_reported(out, rows, "grade")
         out.add_rows(no_grade, "grade", df["grade"].astype("string").fillna(""), "a grade 0–5")
         df["derived"] = df["derived"].fillna(False)
@@ -259,8 +329,12 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
         words = df["value_text"].notna().to_numpy()
         categorical = df["analyte"].isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy()
         empty = df["value"].isna().to_numpy() & ~words & ~_already_reported(out, rows, "value")
-        out.add_rows(empty & ~categorical | empty & categorical, "value",
-                     df["value"].astype("string").fillna(""), "a value")
+        out.add_rows(
+            empty & ~categorical | empty & categorical,
+            "value",
+            df["value"].astype("string").fillna(""),
+            "a value",
+        )
 
 
 def _already_reported(out: Collector, rows: np.ndarray, column: str) -> np.ndarray:
@@ -280,16 +354,30 @@ def cross_table_rules(tables: dict[str, pd.DataFrame]) -> list[Problem]:
             continue
         unknown = df["patient_id"].notna() & ~df["patient_id"].isin(known)
         for _, r in df[unknown].iterrows():
-            problems.append(Problem(str(r["source_file"]), int(r["source_row"]), "patient_id",
-                                    str(r["patient_id"]), "a patient_id listed in the patients table"))
+            problems.append(
+                Problem(
+                    str(r["source_file"]),
+                    int(r["source_row"]),
+                    "patient_id",
+                    str(r["patient_id"]),
+                    "a patient_id listed in the patients table",
+                )
+            )
     events = tables["events"]
     if events.empty:
         return problems
     deaths = events[events["event"] == "death"]
     multi = deaths[deaths["patient_id"].duplicated(keep="first")]
     for _, r in multi.iterrows():
-        problems.append(Problem(str(r["source_file"]), int(r["source_row"]), "event", "death",
-                                "at most one death per patient"))
+        problems.append(
+            Problem(
+                str(r["source_file"]),
+                int(r["source_row"]),
+                "event",
+                "death",
+                "at most one death per patient",
+            )
+        )
     death_day = deaths.groupby("patient_id")["day"].min()
     death_row = deaths.drop_duplicates("patient_id").set_index("patient_id")["source_row"]
     for name, tcol in (("events", "day"), ("adverse_events", "onset_day"), ("observations", "day")):
@@ -299,8 +387,14 @@ def cross_table_rules(tables: dict[str, pd.DataFrame]) -> list[Problem]:
         dd = df["patient_id"].map(death_day)
         after = (df[tcol] > dd).fillna(False)
         for _, r in df[after].iterrows():
-            problems.append(Problem(
-                str(r["source_file"]), int(r["source_row"]), tcol, f"{r[tcol]:g}",
-                f"a time no later than the patient's death on day {death_day[r['patient_id']]:g} "
-                f"(events row {death_row[r['patient_id']]})"))
+            problems.append(
+                Problem(
+                    str(r["source_file"]),
+                    int(r["source_row"]),
+                    tcol,
+                    f"{r[tcol]:g}",
+                    f"a time no later than the patient's death on day {death_day[r['patient_id']]:g} "
+                    f"(events row {death_row[r['patient_id']]})",
+                )
+            )
     return problems

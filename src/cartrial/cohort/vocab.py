@@ -20,8 +20,17 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "relapse": ("recurrence", "relapsed", "relapse/progression"),
     "progression": ("pd", "progressive disease", "progressed"),
     "death": ("died", "dead", "deceased"),
-    "sct": ("hsct", "allo-sct", "allosct", "allo-hsct", "transplant", "stem cell transplant",
-            "bmt", "haplo-sct", "consolidation sct"),
+    "sct": (
+        "hsct",
+        "allo-sct",
+        "allosct",
+        "allo-hsct",
+        "transplant",
+        "stem cell transplant",
+        "bmt",
+        "haplo-sct",
+        "consolidation sct",
+    ),
     "new_therapy": ("new therapy", "new treatment", "subsequent therapy", "salvage"),
     "last_contact": ("last contact", "last follow-up", "last followup", "last seen", "alive"),
     "lost_to_followup": ("lost to follow-up", "lost to followup", "ltfu", "lost"),
@@ -31,9 +40,14 @@ EVENTS: dict[str, tuple[str, ...]] = {
 
 RESPONSES: dict[str, tuple[str, ...]] = {
     "CR": ("complete response", "complete remission"),
-    "CRi": ("cr with incomplete recovery", "cr with incomplete count recovery",
-            "cr with incomplete hematologic recovery", "cr with incomplete haematological recovery",
-            "cri", "cr incomplete"),
+    "CRi": (
+        "cr with incomplete recovery",
+        "cr with incomplete count recovery",
+        "cr with incomplete hematologic recovery",
+        "cr with incomplete haematological recovery",
+        "cri",
+        "cr incomplete",
+    ),
     "CRh": ("cr with partial hematologic recovery", "cr with partial haematological recovery"),
     "MLFS": ("morphologic leukemia-free state", "morphological leukaemia-free state"),
     "PR": ("partial response", "partial remission"),
@@ -81,8 +95,11 @@ AE_TERMS: dict[str, tuple[str, ...]] = {
     "lymphopenia": ("lymphocyte count decreased",),
     "leukopenia": ("white blood cell decreased", "wbc decreased"),
     "febrile_neutropenia": ("febrile neutropenia", "fn"),
-    "ICAHT": ("immune effector cell-associated hematotoxicity", "hematotoxicity",
-              "haematotoxicity"),
+    "ICAHT": (
+        "immune effector cell-associated hematotoxicity",
+        "hematotoxicity",
+        "haematotoxicity",
+    ),
     "HLH": ("ihlh", "mas", "hlh/mas", "macrophage activation syndrome"),
     "TLS": ("tumor lysis syndrome", "tumour lysis syndrome"),
     "other": (),
@@ -122,9 +139,14 @@ YES_NO: dict[str, tuple[str, ...]] = {
 #: set means unitless / any. Counts of cells per µL and per L are deliberately different
 #: units: a value in cells/L labelled cells/µL is off by 10⁶, so mismatches are errors.
 ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
-    "cart_flow": (("car-t flow", "car+ cells", "cart_cells_ul", "car_t_flow"), frozenset({"cells/uL"})),
-    "cart_qpcr": (("car-t qpcr", "transgene copies", "car_t_qpcr", "cart_copies"),
-                  frozenset({"copies/ug"})),
+    "cart_flow": (
+        ("car-t flow", "car+ cells", "cart_cells_ul", "car_t_flow"),
+        frozenset({"cells/uL"}),
+    ),
+    "cart_qpcr": (
+        ("car-t qpcr", "transgene copies", "car_t_qpcr", "cart_copies"),
+        frozenset({"copies/ug"}),
+    ),
     "cart_pct_cd3": (("%car+ of cd3+",), frozenset({"%"})),
     "cd3": (("cd3+ t", "t cells", "cd3_t"), frozenset({"cells/uL"})),
     "cd4": (("cd4+ t", "cd4_t"), frozenset({"cells/uL"})),
@@ -172,8 +194,14 @@ ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
 # units accepted as spellings of the canonical unit
 UNIT_ALIASES: dict[str, tuple[str, ...]] = {
     "cells/uL": ("cells/µl", "cells/ul", "/ul", "/µl", "cells/mm3", "/mm3", "cells/μl"),
-    "copies/ug": ("copies/µg", "copies/ug dna", "copies/µg gdna", "copies/ug gdna", "copies/μg",
-                  "copies/µg dna"),
+    "copies/ug": (
+        "copies/µg",
+        "copies/ug dna",
+        "copies/µg gdna",
+        "copies/ug gdna",
+        "copies/μg",
+        "copies/µg dna",
+    ),
     "10^9/L": ("x10^9/l", "×10⁹/l", "10e9/l", "g/l", "10*9/l", "x10e9/l", "10^3/ul", "k/ul"),
     "g/dL": ("g/dl",),
     "mg/L": ("mg/l",),

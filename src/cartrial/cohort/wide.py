@@ -33,13 +33,24 @@ COLUMN_ALIASES = {
     "prior_lines_of_therapy": "prior_lines",
     "age": "age_years",
 }
-RESPONSE_COLUMNS = ("day28_response", "day30_response", "response_day28", "response_day30",
-                    "best_response")
+RESPONSE_COLUMNS = (
+    "day28_response",
+    "day30_response",
+    "response_day28",
+    "response_day30",
+    "best_response",
+)
 RESPONSE_DAY = 28.0
 #: ``status_at_last_followup`` words that give the cause of a death
-STATUS_CAUSE = {"relapse": "relapse", "progression": "relapse", "death_relapse": "relapse",
-                "death_adverse_event": "other", "death_infection": "infection",
-                "death_gvhd": "gvhd", "death_other": "other"}
+STATUS_CAUSE = {
+    "relapse": "relapse",
+    "progression": "relapse",
+    "death_relapse": "relapse",
+    "death_adverse_event": "other",
+    "death_infection": "infection",
+    "death_gvhd": "gvhd",
+    "death_other": "other",
+}
 
 
 def is_wide(df: pd.DataFrame) -> bool:
@@ -54,8 +65,11 @@ def _pairs(columns: list[str]) -> dict[str, tuple[str, str, float]]:
     for c in columns:
         m = _TIME.match(c)
         if m and f"{m['ep']}_event" in columns:
-            pairs[m["ep"].upper()] = (c, f"{m['ep']}_event",
-                                      DAYS_PER_MONTH if m["unit"] == "months" else 1.0)
+            pairs[m["ep"].upper()] = (
+                c,
+                f"{m['ep']}_event",
+                DAYS_PER_MONTH if m["unit"] == "months" else 1.0,
+            )
     if "OS" not in pairs and "os_event" in columns:
         for c, scale in (("followup_months", DAYS_PER_MONTH), ("followup_days", 1.0)):
             if c in columns:
@@ -71,8 +85,11 @@ def wide_to_tables(raw: pd.DataFrame, label: str):
     """
     out = Collector(label, raw["source_row"].to_numpy())
     notes: list[str] = []
-    patients = raw.rename(columns={k: v for k, v in COLUMN_ALIASES.items() if k in raw.columns
-                                   and v not in raw.columns})
+    patients = raw.rename(
+        columns={
+            k: v for k, v in COLUMN_ALIASES.items() if k in raw.columns and v not in raw.columns
+        }
+    )
     for k, v in COLUMN_ALIASES.items():
         if k in raw.columns and v not in raw.columns:
             notes.append(f"column '{k}' read as '{v}'")
@@ -86,26 +103,40 @@ def wide_to_tables(raw: pd.DataFrame, label: str):
     ev_rows: list[dict[str, object]] = []
     for ep, (tcol, ecol, scale) in pairs.items():
         t = parse_float(raw[tcol], tcol, out, minimum=0, what="a non-negative time")
-        e = parse_float(raw[ecol], ecol, out, minimum=0, maximum=1, integer=True,
-                        what="an event indicator 0 or 1")
+        e = parse_float(
+            raw[ecol],
+            ecol,
+            out,
+            minimum=0,
+            maximum=1,
+            integer=True,
+            what="an event indicator 0 or 1",
+        )
         missing = t.isna().to_numpy() | e.isna().to_numpy()
         # a missing time or indicator is reported unless the cell was reported already
         reported = {p.row for p in out.problems}
         for i in np.flatnonzero(missing):
             if rows[i] not in reported:
                 col = tcol if pd.isna(t.iloc[i]) else ecol
-                out.problems.append(Problem(label, int(rows[i]), col, raw[col].iloc[i],
-                                            f"a value (needed for {ep})"))
+                out.problems.append(
+                    Problem(
+                        label, int(rows[i]), col, raw[col].iloc[i], f"a value (needed for {ep})"
+                    )
+                )
         unit = "months" if scale != 1.0 else "days"
-        given.append(pd.DataFrame({
-            "patient_id": ids,
-            "endpoint": ep,
-            "time_days": t * scale,
-            "event": e.astype("Int64"),
-            "event_desc": np.where(e == 1, f"{ep} event ({ecol} = 1)", ""),
-            "censor_desc": np.where(e == 0, f"censored ({ecol} = 0)", ""),
-            "source": [f"{label} row {r}: {tcol}, {ecol}" for r in rows],
-        })[~missing])
+        given.append(
+            pd.DataFrame(
+                {
+                    "patient_id": ids,
+                    "endpoint": ep,
+                    "time_days": t * scale,
+                    "event": e.astype("Int64"),
+                    "event_desc": np.where(e == 1, f"{ep} event ({ecol} = 1)", ""),
+                    "censor_desc": np.where(e == 0, f"censored ({ecol} = 0)", ""),
+                    "source": [f"{label} row {r}: {tcol}, {ecol}" for r in rows],
+                }
+            )[~missing]
+        )
         notes.append(f"{ep} read from columns {tcol} ({unit}) and {ecol}")
         if ep == "OS":
             status = raw.get("status_at_last_followup", pd.Series("", index=raw.index))
@@ -113,19 +144,44 @@ def wide_to_tables(raw: pd.DataFrame, label: str):
                 day = repr(float(t.iloc[i] * scale))
                 st = str(status.iloc[i]).strip().lower()
                 if e.iloc[i] == 1:
-                    cause = raw["cause_of_death"].iloc[i] if "cause_of_death" in raw else STATUS_CAUSE.get(st, "")
-                    ev_rows.append({"patient_id": ids.iloc[i], "day": day, "event": "death",
-                                    "cause": cause, "source_row": rows[i]})
+                    cause = (
+                        raw["cause_of_death"].iloc[i]
+                        if "cause_of_death" in raw
+                        else STATUS_CAUSE.get(st, "")
+                    )
+                    ev_rows.append(
+                        {
+                            "patient_id": ids.iloc[i],
+                            "day": day,
+                            "event": "death",
+                            "cause": cause,
+                            "source_row": rows[i],
+                        }
+                    )
                 else:
                     kind = "lost_to_followup" if st == "lost_to_followup" else "last_contact"
-                    ev_rows.append({"patient_id": ids.iloc[i], "day": day, "event": kind,
-                                    "cause": "", "source_row": rows[i]})
+                    ev_rows.append(
+                        {
+                            "patient_id": ids.iloc[i],
+                            "day": day,
+                            "event": kind,
+                            "cause": "",
+                            "source_row": rows[i],
+                        }
+                    )
     rcol = next((c for c in RESPONSE_COLUMNS if c in raw.columns), None)
     if rcol is not None:
         present = ~is_missing(raw[rcol])
         for i in np.flatnonzero(present):
-            ev_rows.append({"patient_id": ids.iloc[i], "day": repr(RESPONSE_DAY), "event": "response",
-                            "response": raw[rcol].iloc[i], "source_row": rows[i]})
+            ev_rows.append(
+                {
+                    "patient_id": ids.iloc[i],
+                    "day": repr(RESPONSE_DAY),
+                    "event": "response",
+                    "response": raw[rcol].iloc[i],
+                    "source_row": rows[i],
+                }
+            )
         notes.append(f"response read from column {rcol}, dated day {RESPONSE_DAY:g}")
     raws = {"patients": patients}
     labels = {"patients": label}

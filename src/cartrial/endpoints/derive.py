@@ -39,11 +39,29 @@ import pandas as pd
 from cartrial.cohort.model import Cohort
 from cartrial.cohort.vocab import COMPLETE_RESPONSES, OBJECTIVE_RESPONSES
 
-COLUMNS = ["patient_id", "endpoint", "time_days", "event", "event_desc", "censor_desc", "source",
-           "cause"]
+COLUMNS = [
+    "patient_id",
+    "endpoint",
+    "time_days",
+    "event",
+    "event_desc",
+    "censor_desc",
+    "source",
+    "cause",
+]
 PROGRESSION_EVENTS = ("relapse", "progression")
-RESPONSE_RANK = {"CR": 0, "CRh": 1, "CRi": 2, "MLFS": 3, "PR": 4, "OR": 5, "SD": 6, "NR": 7,
-                 "PD": 8, "NE": 9}
+RESPONSE_RANK = {
+    "CR": 0,
+    "CRh": 1,
+    "CRi": 2,
+    "MLFS": 3,
+    "PR": 4,
+    "OR": 5,
+    "SD": 6,
+    "NR": 7,
+    "PD": 8,
+    "NE": 9,
+}
 
 
 @dataclass(frozen=True)
@@ -66,16 +84,28 @@ class EndpointOptions:
 def _src(df: pd.DataFrame) -> pd.Series:
     """Human-readable pointer to a source row: ``file row N (what)``."""
     what = df["event"] if "event" in df.columns else df.get("term", pd.Series("", index=df.index))
-    return (df["source_file"].astype(str) + " row " + df["source_row"].astype(str)
-            + " (" + what.astype(str) + ")")
+    return (
+        df["source_file"].astype(str)
+        + " row "
+        + df["source_row"].astype(str)
+        + " ("
+        + what.astype(str)
+        + ")"
+    )
 
 
 def _first(events: pd.DataFrame, kinds: tuple[str, ...] | list[str]) -> pd.DataFrame:
     """Each patient's earliest event of the given kinds: day and source pointer."""
     sub = events[events["event"].isin(list(kinds)) & events["day"].notna()]
     sub = sub.sort_values(["day", "source_row"], kind="stable").drop_duplicates("patient_id")
-    return pd.DataFrame({"day": sub["day"].to_numpy(), "kind": sub["event"].to_numpy(),
-                         "src": _src(sub).to_numpy()}, index=pd.Index(sub["patient_id"], name="patient_id"))
+    return pd.DataFrame(
+        {
+            "day": sub["day"].to_numpy(),
+            "kind": sub["event"].to_numpy(),
+            "src": _src(sub).to_numpy(),
+        },
+        index=pd.Index(sub["patient_id"], name="patient_id"),
+    )
 
 
 def last_known_alive(cohort: Cohort) -> pd.DataFrame:
@@ -87,18 +117,38 @@ def last_known_alive(cohort: Cohort) -> pd.DataFrame:
     parts = []
     ev = cohort.events
     if not ev.empty:
-        parts.append(pd.DataFrame({"patient_id": ev["patient_id"], "day": ev["day"], "src": _src(ev)}))
+        parts.append(
+            pd.DataFrame({"patient_id": ev["patient_id"], "day": ev["day"], "src": _src(ev)})
+        )
     ae = cohort.adverse_events
     if not ae.empty:
         day = ae["resolution_day"].where(ae["resolution_day"].notna(), ae["onset_day"])
-        parts.append(pd.DataFrame({"patient_id": ae["patient_id"], "day": day,
-                                   "src": ae["source_file"].astype(str) + " row "
-                                   + ae["source_row"].astype(str) + " (adverse event)"}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": ae["patient_id"],
+                    "day": day,
+                    "src": ae["source_file"].astype(str)
+                    + " row "
+                    + ae["source_row"].astype(str)
+                    + " (adverse event)",
+                }
+            )
+        )
     ob = cohort.observations
     if not ob.empty:
-        parts.append(pd.DataFrame({"patient_id": ob["patient_id"], "day": ob["day"],
-                                   "src": ob["source_file"].astype(str) + " row "
-                                   + ob["source_row"].astype(str) + " (observation)"}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": ob["patient_id"],
+                    "day": ob["day"],
+                    "src": ob["source_file"].astype(str)
+                    + " row "
+                    + ob["source_row"].astype(str)
+                    + " (observation)",
+                }
+            )
+        )
     ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
     if not parts:
         return pd.DataFrame({"day": 0.0, "src": "no follow-up recorded"}, index=ids)
@@ -131,24 +181,29 @@ def _time_to_event(
     src = ev["src"].where(has_event, la["src"])
     if censor_first is not None and not censor_first.empty:
         cf = censor_first.reindex(ids)
-        earlier = cf["day"].notna() & (~has_event | (cf["day"] < ev["day"])) & (
-            cf["day"] <= day.fillna(np.inf))
+        earlier = (
+            cf["day"].notna()
+            & (~has_event | (cf["day"] < ev["day"]))
+            & (cf["day"] <= day.fillna(np.inf))
+        )
         day = day.where(~earlier, cf["day"])
         has_event = has_event & ~earlier
         desc_e = desc_e.where(~earlier, "")
         desc_c = desc_c.where(~earlier, "censored at " + cf["kind"].fillna(""))
         src = src.where(~earlier, cf["src"])
     time = day if origin is None else day - origin.reindex(ids)
-    out = pd.DataFrame({
-        "patient_id": ids.astype(str),
-        "endpoint": name,
-        "time_days": time.clip(lower=0.0).to_numpy(dtype=float),
-        "event": has_event.astype(int).to_numpy(),
-        "event_desc": desc_e.to_numpy(),
-        "censor_desc": desc_c.to_numpy(),
-        "source": src.to_numpy(),
-        "cause": pd.array([pd.NA] * len(ids), dtype="Int64"),
-    })
+    out = pd.DataFrame(
+        {
+            "patient_id": ids.astype(str),
+            "endpoint": name,
+            "time_days": time.clip(lower=0.0).to_numpy(dtype=float),
+            "event": has_event.astype(int).to_numpy(),
+            "event_desc": desc_e.to_numpy(),
+            "censor_desc": desc_c.to_numpy(),
+            "source": src.to_numpy(),
+            "cause": pd.array([pd.NA] * len(ids), dtype="Int64"),
+        }
+    )
     if cause_of is not None:
         out["cause"] = np.where(out["event"] == 1, cause_of.reindex(ids).to_numpy(), 0)
         out["cause"] = out["cause"].astype("Int64")
@@ -165,28 +220,44 @@ def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> 
     """
     ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
     ev = cohort.events
-    sub = ev[(ev["event"] == "response") & ev["day"].between(window[0], window[1])
-             & ev["response"].notna()].copy()
+    sub = ev[
+        (ev["event"] == "response")
+        & ev["day"].between(window[0], window[1])
+        & ev["response"].notna()
+    ].copy()
     sub["rank"] = sub["response"].map(RESPONSE_RANK)
-    sub = sub.sort_values(["rank", "day", "source_row"], kind="stable").drop_duplicates("patient_id")
-    best = pd.DataFrame({
-        "best_response": sub["response"].to_numpy(),
-        "day": sub["day"].to_numpy(),
-        "mrd": sub["mrd"].to_numpy(),
-        "source": _src(sub).to_numpy(),
-    }, index=pd.Index(sub["patient_id"], name="patient_id")).reindex(ids)
+    sub = sub.sort_values(["rank", "day", "source_row"], kind="stable").drop_duplicates(
+        "patient_id"
+    )
+    best = pd.DataFrame(
+        {
+            "best_response": sub["response"].to_numpy(),
+            "day": sub["day"].to_numpy(),
+            "mrd": sub["mrd"].to_numpy(),
+            "source": _src(sub).to_numpy(),
+        },
+        index=pd.Index(sub["patient_id"], name="patient_id"),
+    ).reindex(ids)
     best["best_response"] = best["best_response"].astype("string")
     best["mrd"] = best["mrd"].astype("string")
     best["responder"] = best["best_response"].isin(list(OBJECTIVE_RESPONSES)).astype("boolean")
     best.loc[best["best_response"].isna(), "responder"] = pd.NA
-    best["complete_remission"] = best["best_response"].isin(list(COMPLETE_RESPONSES)).astype("boolean")
+    best["complete_remission"] = (
+        best["best_response"].isin(list(COMPLETE_RESPONSES)).astype("boolean")
+    )
     best.loc[best["best_response"].isna(), "complete_remission"] = pd.NA
     return best.reset_index()
 
 
 def _sct_censor(cohort: Cohort, options: EndpointOptions) -> pd.DataFrame | None:
-    kinds = [k for k, on in (("sct", options.censor_at_sct),
-                             ("new_therapy", options.censor_at_new_therapy)) if on]
+    kinds = [
+        k
+        for k, on in (
+            ("sct", options.censor_at_sct),
+            ("new_therapy", options.censor_at_new_therapy),
+        )
+        if on
+    ]
     return _first(cohort.events, kinds) if kinds else None
 
 
@@ -201,8 +272,9 @@ def derive_pfs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
     options = options or EndpointOptions()
     ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
     event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    return _time_to_event("PFS", ids, event, last_known_alive(cohort),
-                          censor_first=_sct_censor(cohort, options))
+    return _time_to_event(
+        "PFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
+    )
 
 
 def derive_efs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
@@ -217,22 +289,31 @@ def derive_efs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
     if options.efs_nonresponse_event:
         best = best_response(cohort, options.response_window).set_index("patient_id")
         nonresp = best[best["responder"].eq(False).fillna(False)]
-        failure = pd.DataFrame({"day": 0.0, "kind": "no response (" + nonresp["best_response"] + ")",
-                                "src": nonresp["source"]}, index=nonresp.index)
+        failure = pd.DataFrame(
+            {
+                "day": 0.0,
+                "kind": "no response (" + nonresp["best_response"] + ")",
+                "src": nonresp["source"],
+            },
+            index=nonresp.index,
+        )
         event = pd.concat([failure, event.drop(index=failure.index, errors="ignore")])
-    return _time_to_event("EFS", ids, event, last_known_alive(cohort),
-                          censor_first=_sct_censor(cohort, options))
+    return _time_to_event(
+        "EFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
+    )
 
 
 def derive_dfs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
     """DFS/RFS among patients in CR/CRi/CRh in the window: infusion → relapse/progression/death."""
     options = options or EndpointOptions()
     best = best_response(cohort, options.response_window)
-    ids = pd.Index(best.loc[best["complete_remission"].eq(True).fillna(False), "patient_id"],
-                   name="patient_id")
+    ids = pd.Index(
+        best.loc[best["complete_remission"].eq(True).fillna(False), "patient_id"], name="patient_id"
+    )
     event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    return _time_to_event("DFS", ids, event, last_known_alive(cohort),
-                          censor_first=_sct_censor(cohort, options))
+    return _time_to_event(
+        "DFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
+    )
 
 
 def derive_dor(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
@@ -242,14 +323,22 @@ def derive_dor(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
     """
     options = options or EndpointOptions()
     best = best_response(cohort, options.response_window)
-    ids = pd.Index(best.loc[best["responder"].eq(True).fillna(False), "patient_id"], name="patient_id")
+    ids = pd.Index(
+        best.loc[best["responder"].eq(True).fillna(False), "patient_id"], name="patient_id"
+    )
     ev = cohort.events
     responses = ev[(ev["event"] == "response") & ev["response"].isin(list(OBJECTIVE_RESPONSES))]
     first_resp = _first(responses, ["response"])["day"]
     event = _first(ev, [*PROGRESSION_EVENTS, "death"])
     event = event[event["day"] >= first_resp.reindex(event.index).fillna(-np.inf)]
-    return _time_to_event("DOR", ids, event, last_known_alive(cohort), origin=first_resp,
-                          censor_first=_sct_censor(cohort, options))
+    return _time_to_event(
+        "DOR",
+        ids,
+        event,
+        last_known_alive(cohort),
+        origin=first_resp,
+        censor_first=_sct_censor(cohort, options),
+    )
 
 
 def derive_competing(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
@@ -264,8 +353,14 @@ def derive_competing(cohort: Cohort, options: EndpointOptions | None = None) -> 
     ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
     event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
     cause = pd.Series(np.where(event["kind"] == "death", 2, 1), index=event.index)
-    base = _time_to_event("CIR", ids, event, last_known_alive(cohort),
-                          censor_first=_sct_censor(cohort, options), cause_of=cause)
+    base = _time_to_event(
+        "CIR",
+        ids,
+        event,
+        last_known_alive(cohort),
+        censor_first=_sct_censor(cohort, options),
+        cause_of=cause,
+    )
     cir = base.copy()
     cir["event"] = (cir["cause"] == 1).astype(int)
     nrm = base.copy()

@@ -34,13 +34,25 @@ def response_rates(
         "ORR": int(best["responder"].eq(True).sum()),
         "CR": int(resp.eq("CR").sum()),
         "CR/CRi": int(best["complete_remission"].eq(True).sum()),
-        "MRD-negative CR/CRi": int((best["complete_remission"].eq(True)
-                                    & best["mrd"].eq("negative")).sum()),
+        "MRD-negative CR/CRi": int(
+            (best["complete_remission"].eq(True) & best["mrd"].eq("negative")).sum()
+        ),
     }
     out = []
     for name, k in rows.items():
-        est, lo, hi = binomial_ci(k, n, method=method, conf_level=conf_level) if n else (
-            float("nan"),) * 3
-        out.append({"measure": name, "k": k, "n": n, "estimate": est, "lower": lo, "upper": hi,
-                    "method": method, "not_assessed": int(resp.isna().sum())})
+        est, lo, hi = (
+            binomial_ci(k, n, method=method, conf_level=conf_level) if n else (float("nan"),) * 3
+        )
+        out.append(
+            {
+                "measure": name,
+                "k": k,
+                "n": n,
+                "estimate": est,
+                "lower": lo,
+                "upper": hi,
+                "method": method,
+                "not_assessed": int(resp.isna().sum()),
+            }
+        )
     return pd.DataFrame(out)
