@@ -17,7 +17,7 @@ from cartrial.cohort import vocab
 from cartrial.cohort.errors import Problem
 
 #: cell spellings read as missing (case-insensitive); nothing else is.
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", ".", "missing", "nd", "not done"})
+MISSING = frozenset({"", "na", "n/a", "nan", "null", ".", "missing", "nd", "not done"})
 
 
 class Collector:

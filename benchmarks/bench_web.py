@@ -1,0 +1,150 @@
+"""Load benchmark of the web app: N simulated users on 127.0.0.1 for a bounded time.
+
+Each user logs in once (session cookie), then repeatedly reads a patient page
+(GET /patients/{id}, server-rendered with the SVG timeline and curves) and saves a
+bedside assessment (POST /api/patients/{id}/assessments: validation, ASTCT grading,
+audit entry, commit). Reports throughput and p50/p95 latency per operation, for SQLite
+and PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
+
+    python benchmarks/bench_web.py --users 20 --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+PASSWORD = "bench-password-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(url: str, n_patients: int, users: int, workdir: Path) -> None:
+    from cartrial.cohort import load_cohort
+    from cartrial.store import import_cohort, make_engine, session_factory, upgrade
+    from cartrial.store.synthetic import write_synthetic_cohort
+    from cartrial.store.users import create_user
+
+    engine = make_engine(url)
+    upgrade(engine)
+    cohort_dir = write_synthetic_cohort(workdir / "cohort", n_patients=n_patients,
+                                        obs_per_patient=20, sites=("S1",))
+    import_cohort(engine, load_cohort(cohort_dir))
+    with session_factory(engine)() as s:
+        s.info["user"] = "bench"
+        for i in range(users):
+            create_user(s, f"user{i}", PASSWORD, "data_entry", "S1")
+        s.commit()
+    engine.dispose()
+
+
+def run_user(base: str, i: int, n_patients: int, stop: float, out: dict[str, list[float]],
+             errors: list[str]) -> None:
+    with httpx.Client(base_url=base, timeout=30) as c:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+        r = c.post("/login", data={"username": f"user{i}", "password": PASSWORD,
+                                   "csrf_token": token})
+        csrf = c.get("/api/session").json()["csrf_token"]
+        rng = np.random.default_rng(i)
+        while time.perf_counter() < stop:
+            pid = f"P{int(rng.integers(1, n_patients + 1)):05d}"
+            t0 = time.perf_counter()
+            r = c.get(f"/patients/{pid}")
+            out["read patient page"].append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                errors.append(f"GET {pid}: {r.status_code}")
+            body = {"day": float(rng.integers(1, 14)), "temperature_c": 38.5,
+                    "hypotension": True, "vasopressors": 0, "oxygen": "low_flow",
+                    "ice_score": int(rng.integers(0, 11)), "consciousness": "alert"}
+            t0 = time.perf_counter()
+            r = c.post(f"/api/patients/{pid}/assessments", json=body,
+                       headers={"X-CSRF-Token": csrf})
+            out["save assessment"].append(time.perf_counter() - t0)
+            if r.status_code != 201:
+                errors.append(f"POST {pid}: {r.status_code} {r.text[:100]}")
+
+
+def bench(url: str, label: str, users: int, duration: float, n_patients: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if url == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        prepare(url, n_patients, users, Path(tmp))
+        port = free_port()
+        env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD}
+        proc = subprocess.Popen([sys.executable, "-m", "cartrial", "serve", "--db", url,
+                                 "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=None)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(base + "/login", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            out: dict[str, list[float]] = {"read patient page": [], "save assessment": []}
+            errors: list[str] = []
+            stop = time.perf_counter() + duration
+            threads = [threading.Thread(target=run_user,
+                                        args=(base, i, n_patients, stop, out, errors))
+                       for i in range(users)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"\n{label}: {users} users x {duration:g} s, {n_patients} patients "
+          f"(wall {wall:.1f} s, errors {len(errors)})")
+    print(f"  {'operation':<20} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for op, lat in out.items():
+        a = np.asarray(lat) * 1000
+        print(f"  {op:<20} {a.size:>8d} {a.size / wall:>8.1f} {np.percentile(a, 50):>8.1f} "
+              f"{np.percentile(a, 95):>8.1f}")
+    for e in errors[:5]:
+        print("  error:", e)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--duration", type=float, default=15.0)
+    ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--backends", default="sqlite,postgres")
+    args = ap.parse_args()
+    if not 1 <= args.users <= 200 or not 1 <= args.duration <= 300:
+        ap.error("--users must be 1-200 and --duration 1-300 s")
+    for backend in args.backends.split(","):
+        if backend == "sqlite":
+            bench("sqlite", "SQLite", args.users, args.duration, args.patients)
+        elif backend == "postgres":
+            from cartrial.store.testing import PostgresUnavailable, scratch_database
+
+            try:
+                with scratch_database("postgres") as url:
+                    bench(url, "PostgreSQL", args.users, args.duration, args.patients)
+            except PostgresUnavailable as exc:
+                print(f"\nPostgreSQL skipped: {exc}")
+
+
+if __name__ == "__main__":
+    main()

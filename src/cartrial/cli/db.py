@@ -1,0 +1,128 @@
+"""``cartrial serve`` and ``cartrial db …``: the trial database and web app.
+
+Top-level imports: typer only (SQLAlchemy, FastAPI, uvicorn load inside the commands).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DB_HELP = ("Database: a SQLite file path or a URL such as "
+           "postgresql+psycopg://postgres@127.0.0.1:5432/trial "
+           "(default: $CARTRIAL_DB or ./cartrial.sqlite).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``db`` command group to the main app."""
+    db_app = typer.Typer(help="The trial database: migrate, import, export.",
+                         no_args_is_help=True)
+
+    @app.command("serve")
+    def serve(
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    ) -> None:
+        """Run the web app (upgrades the database first; creates the admin on first run)."""
+        import uvicorn
+
+        from cartrial.store.database import resolve_url
+        from cartrial.web.app import create_app
+
+        app_ = create_app(db)
+        state = app_.state.cartrial
+        if state.admin_password:
+            typer.echo("Created user 'admin' with password: " + state.admin_password)
+            typer.echo("(shown once; set CARTRIAL_ADMIN_PASSWORD to choose it)")
+        typer.echo(f"Database: {_safe(resolve_url(db))}")
+        typer.echo(f"Serving on http://{host}:{port}/")
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+    @db_app.command("upgrade")
+    def upgrade_cmd(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Create or upgrade the database schema (Alembic migrations)."""
+        from cartrial.store.database import current_revision, make_engine, resolve_url, upgrade
+
+        engine = make_engine(db)
+        upgrade(engine)
+        typer.echo(f"{_safe(resolve_url(db))} at revision {current_revision(engine)}")
+
+    @db_app.command("import")
+    def import_cmd(
+        cohort: Path = typer.Argument(..., help="Cohort folder, .xlsx workbook or example name."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """Validate COHORT and store it in ONE transaction (a failed import changes nothing)."""
+        from cartrial.cohort import CohortError, load_cohort
+        from cartrial.store.cohort_io import ImportRefused, import_cohort
+        from cartrial.store.database import make_engine, upgrade
+
+        try:
+            data = load_cohort(cohort)
+        except CohortError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        engine = make_engine(db)
+        upgrade(engine)
+        try:
+            counts = import_cohort(engine, data)
+        except ImportRefused as exc:
+            typer.echo(f"import refused: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo("imported " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+
+    @db_app.command("export")
+    def export_cmd(
+        directory: Path = typer.Argument(..., help="New (or empty) folder for the CSV files."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """Write the database's cohort as the four CSV files."""
+        from cartrial.cohort import CohortError, write_cohort
+        from cartrial.store.cohort_io import read_cohort
+        from cartrial.store.database import make_engine
+
+        engine = make_engine(db)
+        try:
+            cohort = read_cohort(engine)
+            out = write_cohort(cohort, directory)
+        except (CohortError, FileExistsError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"wrote {cohort.summary()} to {out}")
+
+    @db_app.command("add-user")
+    def add_user(
+        username: str = typer.Argument(...),
+        role: str = typer.Option(..., "--role", help="admin, data_entry, monitor, statistician"),
+        site: str = typer.Option(None, "--site", help="Site code (required for data_entry)."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """Create a user; the password is asked for (or $CARTRIAL_NEW_PASSWORD)."""
+        import os
+
+        from cartrial.store.database import make_engine, session_factory, upgrade
+        from cartrial.store.users import create_user
+
+        password = os.environ.get("CARTRIAL_NEW_PASSWORD") or typer.prompt(
+            "Password", hide_input=True, confirmation_prompt=True)
+        engine = make_engine(db)
+        upgrade(engine)
+        with session_factory(engine)() as s:
+            s.info["user"] = "cli"
+            try:
+                create_user(s, username, password, role, site)
+            except ValueError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(1) from None
+            s.commit()
+        typer.echo(f"created {role} user {username}")
+
+    app.add_typer(db_app, name="db")
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

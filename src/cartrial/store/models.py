@@ -1,0 +1,229 @@
+"""SQLAlchemy 2 models of the trial database.
+
+The four cohort tables mirror ``cartrial.cohort.model.COLUMNS`` column for column (so a
+cohort goes in and comes back out unchanged); columns a cohort carries beyond the
+canonical ones are kept in the JSON column ``extra`` so nothing is lost. Every mutable
+record has a ``version`` counter used for optimistic locking (SQLAlchemy
+``version_id_col``) and a ``locked`` flag set after source-data verification.
+Identifying data is never stored: patients are known by their study ID only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("admin", "data_entry", "monitor", "statistician")
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware current UTC time (audit timestamps are always UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Versioned:
+    """Mixin: optimistic-locking version counter and SDV lock."""
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    locked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class Site(Base, Versioned):
+    __tablename__ = "sites"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    __mapper_args__ = {"version_id_col": Versioned.version}
+
+
+class User(Base, Versioned):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    site: Mapped[str | None] = mapped_column(ForeignKey("sites.code"))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __mapper_args__ = {"version_id_col": Versioned.version}
+
+
+class Patient(Base, Versioned):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    age_years: Mapped[float | None] = mapped_column(Float)
+    sex: Mapped[str | None] = mapped_column(Text)
+    diagnosis: Mapped[str | None] = mapped_column(Text)
+    cd7_blasts_pct: Mapped[float | None] = mapped_column(Float)
+    bm_blasts_pct: Mapped[float | None] = mapped_column(Float)
+    extramedullary: Mapped[str | None] = mapped_column(Text)
+    prior_lines: Mapped[float | None] = mapped_column(Float)
+    prior_allo_sct: Mapped[bool | None] = mapped_column(Boolean)
+    product_source: Mapped[str | None] = mapped_column(Text)
+    donor_relation: Mapped[str | None] = mapped_column(Text)
+    hla_match: Mapped[str | None] = mapped_column(Text)
+    dose_per_kg: Mapped[float | None] = mapped_column(Float)
+    dose_level: Mapped[str | None] = mapped_column(Text)
+    weight_kg: Mapped[float | None] = mapped_column(Float)
+    height_cm: Mapped[float | None] = mapped_column(Float)
+    site: Mapped[str | None] = mapped_column(ForeignKey("sites.code"), index=True)
+    enrolled: Mapped[bool | None] = mapped_column(Boolean)
+    infused: Mapped[bool | None] = mapped_column(Boolean)
+    infusion_date: Mapped[dt.date | None] = mapped_column(Date)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_file: Mapped[str | None] = mapped_column(Text)
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    # relationships order the unit of work (patient rows before their records) and
+    # make deleting a patient delete (and audit) its records
+    events: Mapped[list[Event]] = relationship(cascade="all, delete-orphan", order_by="Event.id")
+    adverse_events: Mapped[list[AdverseEvent]] = relationship(
+        cascade="all, delete-orphan", order_by="AdverseEvent.id"
+    )
+    observations: Mapped[list[Observation]] = relationship(
+        cascade="all, delete-orphan", order_by="Observation.id"
+    )
+    assessments: Mapped[list[Assessment]] = relationship(
+        cascade="all, delete-orphan", order_by="Assessment.id"
+    )
+    __mapper_args__ = {"version_id_col": Versioned.version}
+
+
+class _PatientChild(Versioned):
+    """Columns shared by the per-patient tables."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_file: Mapped[str | None] = mapped_column(Text)
+    source_row: Mapped[int | None] = mapped_column(Integer)
+
+
+class Event(Base, _PatientChild):
+    __tablename__ = "events"
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.patient_id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[float | None] = mapped_column(Float)
+    event: Mapped[str] = mapped_column(Text, nullable=False)
+    response: Mapped[str | None] = mapped_column(Text)
+    mrd: Mapped[str | None] = mapped_column(Text)
+    mrd_value: Mapped[float | None] = mapped_column(Float)
+    cd7_status: Mapped[str | None] = mapped_column(Text)
+    site: Mapped[str | None] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(Text)
+    __mapper_args__ = {"version_id_col": _PatientChild.version}
+
+
+class AdverseEvent(Base, _PatientChild):
+    __tablename__ = "adverse_events"
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.patient_id", ondelete="CASCADE"), index=True
+    )
+    term: Mapped[str] = mapped_column(Text, nullable=False)
+    onset_day: Mapped[float | None] = mapped_column(Float)
+    resolution_day: Mapped[float | None] = mapped_column(Float)
+    grade: Mapped[int | None] = mapped_column(Integer)
+    system: Mapped[str | None] = mapped_column(Text)
+    serious: Mapped[bool | None] = mapped_column(Boolean)
+    organ: Mapped[str | None] = mapped_column(Text)
+    derived: Mapped[bool | None] = mapped_column(Boolean)
+    __mapper_args__ = {"version_id_col": _PatientChild.version}
+
+
+class Observation(Base, _PatientChild):
+    __tablename__ = "observations"
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.patient_id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[float | None] = mapped_column(Float)
+    analyte: Mapped[str] = mapped_column(Text, nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    #: the value of a categorical analyte (oxygen device, consciousness …) as a word
+    value_text: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    lloq: Mapped[float | None] = mapped_column(Float)
+    __mapper_args__ = {"version_id_col": _PatientChild.version}
+
+
+class Assessment(Base, Versioned):
+    """A bedside toxicity assessment: the observations entered and the grades computed.
+
+    The grades are decision support (reference only); ``crs_reasons``/``icans_reasons``
+    name the rule that fired, as returned by ``cartrial.grading``.
+    """
+
+    __tablename__ = "assessments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.patient_id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[float | None] = mapped_column(Float)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    crs_system: Mapped[str | None] = mapped_column(String(40))
+    crs_grade: Mapped[int | None] = mapped_column(Integer)
+    crs_reasons: Mapped[list[Any] | None] = mapped_column(JSON)
+    icans_system: Mapped[str | None] = mapped_column(String(40))
+    icans_grade: Mapped[int | None] = mapped_column(Integer)
+    icans_reasons: Mapped[list[Any] | None] = mapped_column(JSON)
+    missing: Mapped[list[Any] | None] = mapped_column(JSON)
+    entered_by: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __mapper_args__ = {"version_id_col": Versioned.version}
+
+
+class AuditEntry(Base):
+    """One append-only audit record: who changed which record when, old and new values.
+
+    Never updated or deleted: the ORM refuses (see ``cartrial.store.audit``) and the
+    database refuses through triggers created by the initial migration.
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    username: Mapped[str] = mapped_column(String(80), nullable=False)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    table_name: Mapped[str] = mapped_column(String(40), nullable=False)
+    record_id: Mapped[str] = mapped_column(String(80), nullable=False)
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_audit_patient", "patient_id"),)
+
+
+class Setting(Base):
+    """Key/value settings of the installation (e.g. the session-signing secret)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+#: cohort table name -> model
+COHORT_MODELS: dict[str, type[Base]] = {
+    "patients": Patient,
+    "events": Event,
+    "adverse_events": AdverseEvent,
+    "observations": Observation,
+}
+#: tables whose records the app may create/update/delete (audited)
+AUDITED_TABLES = ("sites", "users", "patients", "events", "adverse_events", "observations",
+                  "assessments")

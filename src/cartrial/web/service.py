@@ -1,0 +1,493 @@
+"""Operations of the web app and API on the trial database, with the access rules.
+
+Pages and the JSON API call the same functions, so both enforce the same rules:
+site isolation (a data-entry user sees only their own site; a patient of another
+site is reported as not found), role permissions, field validation with the cohort
+vocabularies, the cohort's cross-table rules (one death, nothing after death),
+optimistic locking (stale ``version`` -> Conflict) and lock + reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cartrial.store.audit import LockedRecordError, jsonable
+from cartrial.store.models import (
+    AdverseEvent,
+    Assessment,
+    Event,
+    Observation,
+    Patient,
+    Site,
+)
+from cartrial.store.users import Principal
+from cartrial.store.validation import validate
+
+CHILD_MODELS: dict[str, type] = {
+    "events": Event,
+    "adverse_events": AdverseEvent,
+    "observations": Observation,
+}
+TIME_COLUMN = {"events": "day", "adverse_events": "onset_day", "observations": "day"}
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, message: str, errors: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = dict(errors or {})
+
+
+class Invalid(ServiceError):
+    status = 422
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class LockedError(ServiceError):
+    status = 409
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A record as JSON-safe dict (all columns)."""
+    return {a.key: jsonable(getattr(obj, a.key)) for a in obj.__mapper__.column_attrs}
+
+
+# -- patients -----------------------------------------------------------------------------
+
+
+def list_patients(db: Session, who: Principal, site: str | None = None) -> list[Patient]:
+    """Patients the user may see, optionally of one site, ordered by site then ID."""
+    q = select(Patient).order_by(Patient.site, Patient.patient_id)
+    if not who.all_sites:
+        q = q.where(Patient.site == who.site)
+    if site:
+        q = q.where(Patient.site == site)
+    return list(db.scalars(q))
+
+
+def get_patient(db: Session, who: Principal, patient_id: str) -> Patient:
+    """The patient, or NotFound if absent or of a site the user may not see."""
+    p = db.scalar(select(Patient).where(Patient.patient_id == patient_id))
+    if p is None or not who.sees_site(p.site):
+        raise NotFound(f"patient {patient_id!r} not found")
+    return p
+
+
+def _need_write(who: Principal) -> None:
+    if not who.can_write:
+        raise Forbidden(f"role {who.role} may not change clinical data")
+
+
+def create_patient(db: Session, who: Principal, data: Mapping[str, Any]) -> Patient:
+    _need_write(who)
+    values, errors = validate("patients", data)
+    if not errors:
+        site = values.get("site")
+        if who.role == "data_entry":
+            if site is None:
+                values["site"] = site = who.site
+            elif site != who.site:
+                errors["site"] = f"you may enter patients of site {who.site} only"
+        if site is not None and "site" not in errors and db.get(Site, site) is None:
+            errors["site"] = f"unknown site {site!r}"
+        pid = values.get("patient_id")
+        if pid and db.scalar(select(func.count()).where(Patient.patient_id == pid)):
+            errors["patient_id"] = f"patient {pid!r} already exists"
+    if errors:
+        raise Invalid("the patient was not saved: see the fields marked", errors)
+    patient = Patient(**values)
+    db.add(patient)
+    _commit(db)
+    return patient
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+def list_records(db: Session, who: Principal, table: str, patient_id: str) -> list[Any]:
+    model = _model(table)
+    get_patient(db, who, patient_id)
+    return list(db.scalars(select(model).where(model.patient_id == patient_id).order_by(model.id)))
+
+
+def get_record(db: Session, who: Principal, table: str, record_id: int) -> Any:
+    model = _model(table)
+    rec = db.get(model, record_id)
+    if rec is None:
+        raise NotFound(f"{table} record {record_id} not found")
+    get_patient(db, who, rec.patient_id)  # site check
+    return rec
+
+
+def _model(table: str) -> type:
+    if table == "assessments":
+        return Assessment
+    try:
+        return CHILD_MODELS[table]
+    except KeyError:
+        raise NotFound(f"unknown table {table!r}") from None
+
+
+def _death_rules(
+    db: Session, table: str, patient_id: str, values: Mapping[str, Any], exclude: int | None
+) -> dict[str, str]:
+    """The cohort's cross-table rules: at most one death; nothing recorded after death."""
+    errors: dict[str, str] = {}
+    tcol = TIME_COLUMN[table]
+    day = values.get(tcol)
+    q = select(Event).where(Event.patient_id == patient_id, Event.event == "death")
+    if exclude is not None and table == "events":
+        q = q.where(Event.id != exclude)
+    death = db.scalars(q).first()
+    if death is not None:
+        if table == "events" and values.get("event") == "death":
+            errors["event"] = f"the patient already has a death recorded (day {death.day:g})"
+        elif day is not None and death.day is not None and day > death.day:
+            errors[tcol] = f"after the patient's death on day {death.day:g}"
+    if table == "events" and values.get("event") == "death" and day is not None:
+        for name, model in CHILD_MODELS.items():
+            col = getattr(model, TIME_COLUMN[name])
+            q = select(func.max(col)).where(model.patient_id == patient_id)
+            if name == "events" and exclude is not None:
+                q = q.where(Event.id != exclude)
+            latest = db.scalar(q)
+            if latest is not None and latest > day:
+                errors["day"] = f"{name} are recorded after this day (day {latest:g})"
+                break
+    return errors
+
+
+def create_record(
+    db: Session,
+    who: Principal,
+    table: str,
+    patient_id: str,
+    data: Mapping[str, Any],
+    reason: str | None = None,
+) -> Any:
+    """Validate and store a new event / adverse event / observation of a patient."""
+    _need_write(who)
+    model = CHILD_MODELS.get(table)
+    if model is None:
+        raise NotFound(f"unknown table {table!r}")
+    patient = get_patient(db, who, patient_id)
+    values, errors = validate(table, data)
+    if not errors:
+        errors = _death_rules(db, table, patient_id, values, None)
+    if errors:
+        raise Invalid(f"the {table.replace('_', ' ')} record was not saved", errors)
+    if patient.locked and not reason:
+        raise LockedError(
+            f"patient {patient_id} is locked (source data verified): give a reason",
+            {"reason": "required: the patient's records are locked"},
+        )
+    rec = model(patient_id=patient_id, **values)
+    db.add(rec)
+    _commit(db, reason)
+    return rec
+
+
+def update_record(
+    db: Session,
+    who: Principal,
+    table: str,
+    record_id: int,
+    data: Mapping[str, Any],
+    version: int | None,
+    reason: str | None = None,
+) -> Any:
+    """Change fields of a record; ``version`` must be the version the user last saw."""
+    _need_write(who)
+    if table not in CHILD_MODELS:
+        raise NotFound(f"unknown table {table!r}")
+    rec = get_record(db, who, table, record_id)
+    _check_version(rec, version, table, record_id)
+    values, errors = validate(table, data, partial=True)
+    if not errors:
+        merged = {k: getattr(rec, k) for k in TIME_COLUMN.values() if hasattr(rec, k)}
+        if table == "events":
+            merged["event"] = rec.event
+        merged.update(values)
+        errors = _death_rules(db, table, rec.patient_id, merged, rec.id)
+    if errors:
+        raise Invalid(f"the {table.replace('_', ' ')} record was not changed", errors)
+    for key, value in values.items():
+        setattr(rec, key, value)
+    _commit(db, reason)
+    return rec
+
+
+def delete_record(
+    db: Session, who: Principal, table: str, record_id: int, version: int | None,
+    reason: str | None = None,
+) -> None:
+    _need_write(who)
+    if table not in CHILD_MODELS:
+        raise NotFound(f"unknown table {table!r}")
+    rec = get_record(db, who, table, record_id)
+    _check_version(rec, version, table, record_id)
+    db.delete(rec)
+    _commit(db, reason)
+
+
+def update_patient(
+    db: Session, who: Principal, patient_id: str, data: Mapping[str, Any], version: int | None,
+    reason: str | None = None,
+) -> Patient:
+    _need_write(who)
+    patient = get_patient(db, who, patient_id)
+    _check_version(patient, version, "patients", patient_id)
+    if "patient_id" in data and data["patient_id"] != patient_id:
+        raise Invalid("the study ID cannot be changed", {"patient_id": "cannot be changed"})
+    values, errors = validate("patients", data, partial=True)
+    if "site" in values and who.role == "data_entry" and values["site"] != who.site:
+        errors["site"] = f"you may enter patients of site {who.site} only"
+    if errors:
+        raise Invalid("the patient was not changed", errors)
+    for key, value in values.items():
+        setattr(patient, key, value)
+    _commit(db, reason)
+    return patient
+
+
+def _check_version(rec: Any, version: int | None, table: str, ident: Any) -> None:
+    if version is None:
+        raise Invalid("the version of the record you edited is required",
+                      {"version": "required (optimistic locking)"})
+    if version != rec.version:
+        raise Conflict(
+            f"{table} record {ident} was changed by someone else (you edited version "
+            f"{version}, it is now at version {rec.version}): reload it and apply your change again"
+        )
+
+
+def _commit(db: Session, reason: str | None = None) -> None:
+    """Commit with the reason in the audit trail; map lock/stale errors to clear ones."""
+    if reason:
+        db.info["reason"] = reason.strip()[:2000]
+    try:
+        db.commit()
+    except LockedRecordError as exc:
+        db.rollback()
+        raise LockedError(str(exc), {"reason": "required: the record is locked"}) from None
+    except StaleDataError:
+        db.rollback()
+        raise Conflict("the record was changed by someone else meanwhile: reload it and apply "
+                       "your change again") from None
+    finally:
+        db.info.pop("reason", None)
+
+
+# -- locking ------------------------------------------------------------------------------
+
+
+def lock_patient(db: Session, who: Principal, patient_id: str) -> int:
+    """Lock a patient and all their records after source-data verification."""
+    if not who.can_lock:
+        raise Forbidden(f"role {who.role} may not lock records")
+    patient = get_patient(db, who, patient_id)
+    n = 0
+    for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
+                *patient.assessments]:
+        if not rec.locked:
+            rec.locked = True
+            n += 1
+    _commit(db)
+    return n
+
+
+def lock_record(db: Session, who: Principal, table: str, record_id: int) -> Any:
+    if not who.can_lock:
+        raise Forbidden(f"role {who.role} may not lock records")
+    rec = get_record(db, who, table, record_id)
+    rec.locked = True
+    _commit(db)
+    return rec
+
+
+def unlock_patient(db: Session, who: Principal, patient_id: str, reason: str | None) -> None:
+    """Unlock (admin only, reason required)."""
+    if who.role != "admin":
+        raise Forbidden("only an admin may unlock records")
+    if not reason:
+        raise Invalid("a reason is required to unlock", {"reason": "required"})
+    patient = get_patient(db, who, patient_id)
+    for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
+                *patient.assessments]:
+        rec.locked = False
+    _commit(db, reason)
+
+
+# -- bedside assessment -------------------------------------------------------------------
+
+try:  # the grading layer's categorical codes are the contract for these words
+    from cartrial.grading import codes as _codes
+
+    OXYGEN = tuple(_codes.OXYGEN)
+    CONSCIOUSNESS = tuple(_codes.CONSCIOUSNESS)
+    SEIZURE = tuple(_codes.SEIZURE)
+    EDEMA = tuple(_codes.CEREBRAL_EDEMA)
+except ImportError:  # pragma: no cover - only while the grading layer is missing
+    OXYGEN = ("none", "blow_by", "low_flow", "high_flow", "facemask", "nonrebreather",
+              "venturi", "cpap", "bipap", "mechanical_ventilation")
+    CONSCIOUSNESS = ("alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_touch",
+                     "unarousable")
+    SEIZURE = ("none", "rapid_resolving", "nonconvulsive_resolving", "prolonged", "repetitive")
+    EDEMA = ("none", "focal", "diffuse")
+ICE_ITEMS = {"ice_orientation": 4, "ice_naming": 3, "ice_commands": 1, "ice_writing": 1,
+             "ice_attention": 1}
+
+
+def parse_assessment(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Bedside form -> grading observations (keys of ``cartrial.grading``) and field errors.
+
+    The ICE score (Lee et al., BBMT 2019;25:625, Table 4) is the sum of orientation (4),
+    naming (3), following commands (1), writing (1) and attention (1); a directly given
+    ``ice_score`` is used when the items are not entered. Blank stays missing.
+    """
+    obs: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+
+    def num(key: str, lo: float, hi: float, integer: bool = False) -> float | None:
+        raw = data.get(key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            errors[key] = f"expected a number, got {raw!r}"
+            return None
+        if not lo <= value <= hi or (integer and value != int(value)):
+            kind = "a whole number" if integer else "a number"
+            errors[key] = f"expected {kind} from {lo:g} to {hi:g}"
+            return None
+        return int(value) if integer else value
+
+    def choice(key: str, options: tuple[str, ...]) -> str | None:
+        raw = data.get(key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if str(raw) not in options:
+            errors[key] = f"expected one of {', '.join(options)}"
+            return None
+        return str(raw)
+
+    def yes_no(key: str) -> bool | None:
+        raw = data.get(key)
+        if raw is None or raw == "":
+            return None
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("yes", "true", "1", "on"):
+            return True
+        if str(raw).lower() in ("no", "false", "0"):
+            return False
+        errors[key] = "expected yes or no"
+        return None
+
+    day = num("day", -60, 36500)
+    obs["temperature_c"] = num("temperature_c", 25, 45)
+    obs["hypotension"] = yes_no("hypotension")
+    obs["vasopressors"] = num("vasopressors", 0, 10, integer=True)
+    obs["vasopressin"] = yes_no("vasopressin")
+    obs["oxygen"] = choice("oxygen", OXYGEN)
+    obs["o2_flow_l_min"] = num("o2_flow_l_min", 0, 100)
+    items = {k: num(k, 0, hi, integer=True) for k, hi in ICE_ITEMS.items()}
+    given = [v for v in items.values() if v is not None]
+    if given and len(given) < len(items):
+        for k, v in items.items():
+            if v is None and k not in errors:
+                errors[k] = "enter every ICE item, or none and the total score"
+    ice = sum(given) if len(given) == len(items) else num("ice_score", 0, 10, integer=True)
+    obs["ice_score"] = ice
+    obs["consciousness"] = choice("consciousness", CONSCIOUSNESS)
+    obs["seizure"] = choice("seizure", SEIZURE)
+    obs["motor_weakness"] = yes_no("motor_weakness")
+    obs["cerebral_edema"] = choice("cerebral_edema", EDEMA)
+    obs["age_years"] = num("age_years", 0, 120)
+    if day is None and "day" not in errors:
+        errors["day"] = "required (days since infusion)"
+    known = {"day", "temperature_c", "hypotension", "vasopressors", "vasopressin", "oxygen",
+             "o2_flow_l_min", "ice_score", "consciousness", "seizure", "motor_weakness",
+             "cerebral_edema", "age_years", "csrf_token", "reason", *ICE_ITEMS}
+    for key in data:
+        if key not in known:
+            errors[key] = "unknown field"
+    obs["day"] = day
+    return obs, errors
+
+
+def grade_assessment(obs: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the ASTCT 2019 CRS and ICANS engines (Lee et al., BBMT 2019;25:625).
+
+    Raises Invalid with the engine's message if it rejects the input; returns the
+    grades, reasons and missing inputs. Decision support only (reference only).
+    """
+    try:
+        from cartrial.grading import grade_crs, grade_icans
+    except ImportError as exc:
+        raise ServiceError(
+            f"the grading engines (cartrial.grading) are not installed: {exc}"
+        ) from None
+    inputs = {k: v for k, v in obs.items() if k != "day" and v is not None}
+    try:
+        crs = grade_crs(inputs, system="ASTCT2019")
+        icans = grade_icans(inputs)
+    except ValueError as exc:
+        raise Invalid(f"the grading engine rejected the input: {exc}",
+                      {"_form": str(exc)}) from None
+    return {
+        "crs_system": crs.system,
+        "crs_grade": crs.grade,
+        "crs_reasons": list(crs.reasons),
+        "icans_system": icans.system,
+        "icans_grade": icans.grade,
+        "icans_reasons": list(icans.reasons),
+        "missing": sorted(set(crs.missing) | set(icans.missing)),
+    }
+
+
+def create_assessment(
+    db: Session, who: Principal, patient_id: str, data: Mapping[str, Any],
+    reason: str | None = None,
+) -> Assessment:
+    """Grade a bedside assessment and store inputs and grades (audited)."""
+    _need_write(who)
+    patient = get_patient(db, who, patient_id)
+    obs, errors = parse_assessment(data)
+    if obs.get("age_years") is None and patient.age_years is not None:
+        obs["age_years"] = patient.age_years
+    if errors:
+        raise Invalid("the assessment was not saved: see the fields marked", errors)
+    grades = grade_assessment(obs)
+    if patient.locked and not reason:
+        raise LockedError(f"patient {patient_id} is locked: give a reason",
+                          {"reason": "required: the patient's records are locked"})
+    rec = Assessment(
+        patient_id=patient_id,
+        day=obs["day"],
+        inputs={k: v for k, v in obs.items() if v is not None},
+        entered_by=who.username,
+        **grades,
+    )
+    db.add(rec)
+    _commit(db, reason)
+    return rec

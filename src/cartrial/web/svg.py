@@ -1,0 +1,163 @@
+"""Server-side inline SVG for the patient page: a course timeline and kinetics curves.
+
+Plain SVG strings (no JavaScript, no matplotlib) so a page renders in milliseconds.
+Every text is XML-escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+GRADE_COLOURS = ("#9e9e9e", "#fdd835", "#fb8c00", "#e53935", "#8e24aa", "#000000")
+EVENT_STYLE = {
+    "infusion": ("#1e88e5", "Infusion"),
+    "response": ("#43a047", "Response"),
+    "sct": ("#3949ab", "SCT"),
+    "relapse": ("#e53935", "Relapse"),
+    "progression": ("#e53935", "Progression"),
+    "death": ("#000000", "Death"),
+    "new_therapy": ("#6d4c41", "New therapy"),
+    "last_contact": ("#757575", "Last contact"),
+    "lost_to_followup": ("#757575", "Lost to follow-up"),
+    "withdrawal": ("#757575", "Withdrawal"),
+}
+AE_ROWS = ("CRS", "ICANS", "aGVHD", "cGVHD")
+
+
+def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: int = 860) -> str:
+    """The course from infusion (day 0): events as labelled markers, AE episodes as bars.
+
+    ``events`` have ``day``, ``event``, ``response``; ``adverse_events`` have ``term``,
+    ``onset_day``, ``resolution_day``, ``grade`` (bars coloured by grade).
+    """
+    days = [0.0] + [e.day for e in events if e.day is not None]
+    days += [a.onset_day for a in adverse_events if a.onset_day is not None]
+    days += [a.resolution_day for a in adverse_events if a.resolution_day is not None]
+    lo, hi = min(days), max(days)
+    hi = max(hi, lo + 30)
+    left, right = 110, 20
+    rows = ["Events", *AE_ROWS, "Other AEs"]
+    row_h = 30
+    height = 40 + row_h * len(rows)
+
+    def x(day: float) -> float:
+        return left + (day - lo) / (hi - lo) * (width - left - right)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" '
+        f'aria-label="Patient timeline" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
+    ]
+    for i, label in enumerate(rows):
+        y = 20 + i * row_h
+        parts.append(f'<text x="4" y="{y + 15}" font-size="12">{escape(label)}</text>')
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y + 11}" y2="{y + 11}" '
+                     'stroke="#eee"/>')
+    axis_y = 20 + row_h * len(rows)
+    for tick in _ticks(lo, hi):
+        parts.append(f'<text x="{x(tick):.1f}" y="{axis_y + 14}" font-size="10" '
+                     f'text-anchor="middle">{tick:g}</text>')
+        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="16" y2="{axis_y}" '
+                     'stroke="#f3f3f3"/>')
+    parts.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="16" y2="{axis_y}" '
+                 'stroke="#1e88e5" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="#1e88e5">'
+                 'day 0 infusion</text>')
+    for e in sorted(events, key=lambda e: (e.day is None, e.day or 0)):
+        if e.day is None:
+            continue
+        colour, label = EVENT_STYLE.get(e.event, ("#455a64", e.event))
+        if e.event == "response" and e.response:
+            label = e.response
+        cx = x(e.day)
+        parts.append(
+            f'<g class="event event-{escape(e.event)}"><title>{escape(label)} day {e.day:g}'
+            f'</title><circle cx="{cx:.1f}" cy="31" r="6" fill="{colour}"/>'
+            f'<text x="{cx:.1f}" y="22" font-size="10" text-anchor="middle">'
+            f'{escape(label)}</text></g>'
+        )
+    for a in adverse_events:
+        if a.onset_day is None:
+            continue
+        row = AE_ROWS.index(a.term) + 1 if a.term in AE_ROWS else len(rows) - 1
+        y = 20 + row * row_h + 4
+        end = a.resolution_day if a.resolution_day is not None else a.onset_day + 1
+        x0, x1 = x(a.onset_day), max(x(end), x(a.onset_day) + 4)
+        grade = a.grade if a.grade is not None else 0
+        colour = GRADE_COLOURS[min(max(grade, 0), 5)]
+        label = f"{a.term} grade {a.grade if a.grade is not None else '?'}"
+        parts.append(
+            f'<g class="ae"><title>{escape(label)}, day {a.onset_day:g}–'
+            f'{"" if a.resolution_day is None else f"{a.resolution_day:g}"}</title>'
+            f'<rect x="{x0:.1f}" y="{y}" width="{x1 - x0:.1f}" height="14" rx="3" '
+            f'fill="{colour}" opacity="0.85"/>'
+            f'<text x="{x0 + 2:.1f}" y="{y + 11}" font-size="10">G{escape(str(a.grade))}</text></g>'
+        )
+    parts.append(f'<text x="{width - right}" y="{axis_y + 28}" font-size="10" '
+                 'text-anchor="end">days since CAR-T infusion</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _ticks(lo: float, hi: float, n: int = 8) -> list[float]:
+    span = hi - lo
+    step = 10 ** math.floor(math.log10(span / n))
+    for m in (1, 2, 5, 10):
+        if span / (step * m) <= n:
+            step *= m
+            break
+    start = math.ceil(lo / step) * step
+    return [start + i * step for i in range(int((hi - start) / step) + 1)]
+
+
+def curves_svg(
+    series: dict[str, list[tuple[float, float]]], title: str, unit: str, width: int = 860,
+    height: int = 240,
+) -> str:
+    """Polylines of values over days on a log10 axis (zeros/below-LLOQ drawn at the floor)."""
+    pts = [(d, v) for s in series.values() for d, v in s]
+    if not pts:
+        return f'<p class="muted">No {escape(title)} measurements.</p>'
+    left, right, top, bottom = 60, 130, 20, 30
+    days = [d for d, _ in pts]
+    lo_d, hi_d = min(days + [0.0]), max(days + [1.0])
+    positives = [v for _, v in pts if v > 0]
+    lo_v = math.floor(math.log10(min(positives))) if positives else 0
+    hi_v = math.ceil(math.log10(max(positives))) if positives else 1
+    hi_v = max(hi_v, lo_v + 1)
+
+    def x(d: float) -> float:
+        return left + (d - lo_d) / (hi_d - lo_d or 1) * (width - left - right)
+
+    def y(v: float) -> float:
+        lv = math.log10(v) if v > 0 else lo_v
+        return top + (hi_v - lv) / (hi_v - lo_v) * (height - top - bottom)
+
+    colours = ("#1e88e5", "#e53935", "#43a047", "#8e24aa", "#fb8c00", "#00897b")
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curves" role="img" '
+             f'aria-label="{escape(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}">',
+             f'<text x="{left}" y="12" font-size="12">{escape(title)} ({escape(unit)}, log '
+             'scale)</text>']
+    for e in range(lo_v, hi_v + 1):
+        yy = y(10.0**e)
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                     'stroke="#eee"/><text x="4" y="{:.1f}" font-size="10">1e{}</text>'
+                     .format(yy + 3, e))
+    for t in _ticks(lo_d, hi_d):
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 10}" font-size="10" '
+                     f'text-anchor="middle">{t:g}</text>')
+    for i, (name, s) in enumerate(series.items()):
+        if not s:
+            continue
+        colour = colours[i % len(colours)]
+        coords = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in sorted(s))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                     f'points="{coords}"><title>{escape(name)}</title></polyline>')
+        parts.append(f'<text x="{width - right + 6}" y="{top + 14 * i + 10}" font-size="11" '
+                     f'fill="{colour}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
