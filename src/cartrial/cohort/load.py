@@ -43,6 +43,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
             na_filter=False,
             encoding="utf-8-sig",
             skipinitialspace=False,
+            skip_blank_lines=False,  # keep line numbers true; blank lines are dropped below
         )
     except UnicodeDecodeError as exc:
         raise CohortError(
@@ -61,8 +62,10 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
             [Problem(str(path), None, None, None, "a CSV file with a header row")]
         ) from exc
     df.columns = [str(c).strip() for c in df.columns]
+    df = df.fillna("")
     df["source_row"] = range(2, len(df) + 2)  # line 1 is the header
-    return df
+    blank = (df.drop(columns="source_row").astype(str).apply(lambda c: c.str.strip()) == "").all(axis=1)
+    return df[~blank].reset_index(drop=True)
 
 
 def _hash_files(paths: list[Path]) -> str:

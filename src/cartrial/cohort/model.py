@@ -69,6 +69,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "day": "float",
         "analyte": "str",
         "value": "float",
+        "value_text": "str",  # the word for categorical analytes (oxygen device …); value is NaN
         "unit": "str",
         "lloq": "float",
     },

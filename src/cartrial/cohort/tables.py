@@ -63,6 +63,14 @@ CATEGORICAL_ANALYTES = frozenset(
         "vasopressin",
         "tocilizumab",
         "steroids",
+        "hypotension",
+        "fever_masked",
+        "antipyretics",
+        "bullae",
+        "upper_gi",
+        "severe_abdominal_pain",
+        "bloody_stool",
+        "crs_death",
     }
 )
 #: columns holding a time, by table, with the date column that may replace it
@@ -114,7 +122,7 @@ def parse_table(
 
     typed: dict[str, pd.Series] = {}
     for column in COLUMNS[table]:
-        if table == "observations" and column in ("value", "unit"):
+        if table == "observations" and column in ("value", "value_text", "unit"):
             continue  # typed below, together with the analyte they belong to
         if column in raw.columns:
             typed[column] = _typed_column(table, column, raw[column], out)

@@ -216,6 +216,18 @@ ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "stool_ml_day": (("stool volume",), frozenset({"mL/day"})),
     "weight": (("weight_kg", "body weight"), frozenset({"kg"})),
     "tcr_shannon": (("shannon",), None),
+    # further bedside items used by cartrial.grading.episodes (codes in grading/codes.py)
+    "hypotension": ((), None),
+    "fever_masked": (("antipyretics_or_anticytokine",), None),
+    "antipyretics": ((), None),
+    "fio2": (("fraction of inspired oxygen",), frozenset({"fraction", "%"})),
+    "cartox10_score": (("cartox-10", "cartox10"), frozenset({"points"})),
+    "stool_episodes": (("stool episodes",), frozenset({"n"})),
+    "bullae": ((), None),
+    "upper_gi": (("upper gi",), None),
+    "severe_abdominal_pain": ((), None),
+    "bloody_stool": ((), None),
+    "crs_death": ((), None),
 }
 # units accepted as spellings of the canonical unit
 UNIT_ALIASES: dict[str, tuple[str, ...]] = {
