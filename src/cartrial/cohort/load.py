@@ -263,13 +263,27 @@ def cohort_from_frames(
         "adverse_events": adverse_events,
         "observations": observations,
     }
-    raws = {k: _frame_to_text(v) for k, v in frames.items() if v is not None}
+    raws = {
+        k: _frame_to_text(_merge_value_text(v) if k == "observations" else v)
+        for k, v in frames.items()
+        if v is not None
+    }
     labels = {k: f"{source}:{k}" for k in raws}
     h = hashlib.sha256()
     for k in sorted(raws):
         h.update(k.encode())
         h.update(raws[k].to_csv(index=False).encode())
     return _build(raws, labels, source, h.hexdigest())
+
+
+def _merge_value_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Observations as a file holds them: the word of a categorical analyte in ``value``."""
+    if "value_text" not in df.columns:
+        return df
+    df = df.copy()
+    number = df["value"].map(lambda v: "" if pd.isna(v) else repr(float(v)))
+    df["value"] = number.where(df["value_text"].isna(), df["value_text"]).astype(str)
+    return df.drop(columns="value_text")
 
 
 def _text_for_csv(df: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -298,11 +312,8 @@ def write_cohort(cohort: Cohort, directory: str | os.PathLike[str]) -> Path:
             df = cohort.table(table)
             if table != "patients" and df.empty:
                 continue
-            if table == "observations" and "value_text" in df.columns:
-                df = df.copy()
-                df["value"] = df["value"].map(lambda v: "" if pd.isna(v) else repr(float(v)))
-                df["value"] = df["value"].where(df["value_text"].isna(), df["value_text"])
-                df = df.drop(columns="value_text")
+            if table == "observations":
+                df = _merge_value_text(df)
             _text_for_csv(df, table).to_csv(tmp / f"{table}.csv", index=False, lineterminator="\n")
         if target.exists():
             if not target.is_dir() or any(target.iterdir()):

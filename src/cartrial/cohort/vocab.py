@@ -46,6 +46,7 @@ RESPONSES: dict[str, tuple[str, ...]] = {
         "cr with incomplete hematologic recovery",
         "cr with incomplete haematological recovery",
         "cri",
+        "cr_i",
         "cr incomplete",
     ),
     "CRh": ("cr with partial hematologic recovery", "cr with partial haematological recovery"),
@@ -260,8 +261,11 @@ UNIT_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def _key(text: str) -> str:
-    """Normalise a spelling for matching: lower case, blanks/underscores/hyphens folded."""
-    return re.sub(r"[\s_\-]+", " ", str(text).strip().lower())
+    """Normalise a spelling for matching: lower case, blanks and underscores folded.
+
+    Hyphens and plus signs are kept: "CD7-" and "CD7+" must stay different.
+    """
+    return re.sub(r"[\s_]+", " ", str(text).strip().lower())
 
 
 def build_lookup(vocabulary: Mapping[str, Iterable[str]]) -> dict[str, str]:

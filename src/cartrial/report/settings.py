@@ -1,0 +1,258 @@
+"""Report settings: every choice the report makes, loadable from YAML/TOML and written back.
+
+The report writes the full effective settings to ``settings.yaml`` in its output, so
+``cartrial report COHORT --config OUTDIR/settings.yaml`` re-runs it identically.
+
+Kaplan–Meier interval transform: the default is ``log-log`` (Kalbfleisch & Prentice 2002
+sec. 1.4; SAS PROC LIFETEST, lifelines and scikit-survival default), which keeps the
+limits inside [0, 1] and behaves well in small samples. The bundled ``tan2023`` example
+uses ``plain`` (linear Greenwood) because that is the interval its publication reports
+(Tan et al., J Hematol Oncol 2023;16:34: 2-year OS 42.3%, 95% CI 18.8–65.8); see
+``EXAMPLE_DEFAULTS``. Whatever is used is stated in the report's footnotes and methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DAYS_PER_MONTH = 30.4375  # DESIGN.md: months are days / 30.4375
+KM_CONF_TYPES = ("log-log", "log", "plain")
+PROPORTION_METHODS = ("wilson", "clopper-pearson", "jeffreys", "agresti-coull", "wald")
+ENDPOINTS = ("OS", "PFS", "EFS", "DFS", "DOR", "CIR", "NRM")
+#: subgroups compared when ``subgroups`` is not set (those present with ≥ 2 levels)
+AUTO_SUBGROUPS = ("sct_consolidation", "product_source", "dose_level", "age_group")
+
+
+class SettingsError(ValueError):
+    """A settings file or value that cannot be used; the message names key and value."""
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Everything the report computes depends on these (and the cohort) only.
+
+    title: report heading.
+    group: patients column that splits Table 1 and the adverse-event table (None = overall
+        only). Derived columns ``sct_consolidation``, ``age_group`` and ``best_response``
+        can be used as well.
+    subgroups: columns compared by log-rank for ``subgroup_endpoints`` (None = automatic:
+        those of ``AUTO_SUBGROUPS`` present with at least two levels).
+    subgroup_endpoints: endpoints compared by subgroup in the subgroup table.
+    subgroup_figure_endpoints: endpoints drawn by subgroup (one KM figure per subgroup).
+    table1_variables: Table 1 rows (None = automatic: baseline columns present).
+    continuous: ``median_range`` or ``mean_sd`` for continuous Table 1 variables.
+    proportion_ci: binomial interval for response rates (``cartrial.stats.binomial_ci``).
+    km_conf_type: Kaplan–Meier pointwise interval transform (log-log, log, plain).
+    conf_level: confidence level of every interval.
+    landmarks_months: landmark times for survival / cumulative incidence rates.
+    risk_table_step_months: spacing of the numbers-at-risk ticks under KM plots.
+    ae_window_days: short-term AEs have onset < this day; long-term ≥ this day among
+        patients still under observation on this day (alive and followed that long).
+    response_window: days (inclusive) in which an assessment counts as day-28–30 response.
+    time_unit: ``months`` or ``days`` for tables and figures.
+    endpoints: time-to-event endpoints reported (OS PFS EFS DFS DOR CIR NRM).
+    censor_at_sct / censor_at_new_therapy / efs_nonresponse_event: endpoint options
+        (``cartrial.endpoints.EndpointOptions``).
+    age_cutoffs_years: cut points of the derived ``age_group`` column.
+    derive_bedside_aes: derive CRS/ICANS episodes from daily bedside observations
+        (``cartrial.grading``) for patients without a recorded episode of that term.
+    kinetics_model_fit: also fit the Stein 2019 multiphasic model per patient in the
+        kinetics section (off by default: ~0.2 s CPU per profile; NCA is always shown).
+    """
+
+    title: str = "CAR-T cell therapy trial report"
+    group: str | None = None
+    subgroups: tuple[str, ...] | None = None
+    subgroup_endpoints: tuple[str, ...] = ("OS", "PFS")
+    subgroup_figure_endpoints: tuple[str, ...] = ("OS",)
+    table1_variables: tuple[str, ...] | None = None
+    continuous: str = "median_range"
+    proportion_ci: str = "wilson"
+    km_conf_type: str = "log-log"
+    conf_level: float = 0.95
+    landmarks_months: tuple[float, ...] = (6.0, 12.0, 24.0)
+    risk_table_step_months: float = 6.0
+    ae_window_days: float = 30.0
+    response_window: tuple[float, float] = (0.0, 35.0)
+    time_unit: str = "months"
+    endpoints: tuple[str, ...] = ENDPOINTS
+    censor_at_sct: bool = False
+    censor_at_new_therapy: bool = False
+    efs_nonresponse_event: bool = True
+    age_cutoffs_years: tuple[float, ...] = (18.0,)
+    derive_bedside_aes: bool = True
+    kinetics_model_fit: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    # ------------------------------------------------------------------ conversions
+    @property
+    def time_scale(self) -> float:
+        """Days per reported time unit."""
+        return DAYS_PER_MONTH if self.time_unit == "months" else 1.0
+
+    def endpoint_options(self):
+        from cartrial.endpoints import EndpointOptions
+
+        return EndpointOptions(
+            response_window=tuple(self.response_window),
+            efs_nonresponse_event=self.efs_nonresponse_event,
+            censor_at_sct=self.censor_at_sct,
+            censor_at_new_therapy=self.censor_at_new_therapy,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        head = ("# cartrial report settings: the full effective settings of this report.\n"
+                "# Re-run identically with: cartrial report COHORT -o OUTDIR --config settings.yaml\n")
+        return head + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def replace(self, **changes: Any) -> ReportSettings:
+        return dataclasses.replace(self, **changes)
+
+
+_TUPLE_FIELDS = {"subgroups", "subgroup_endpoints", "subgroup_figure_endpoints", "table1_variables", "landmarks_months",
+                 "response_window", "endpoints", "age_cutoffs_years"}
+_FLOAT_TUPLES = {"landmarks_months", "response_window", "age_cutoffs_years"}
+
+
+def _check(s: ReportSettings) -> None:
+    def bad(key: str, value: Any, expected: str) -> SettingsError:
+        return SettingsError(f"setting '{key}': found {value!r}; expected {expected}")
+
+    if s.km_conf_type not in KM_CONF_TYPES:
+        raise bad("km_conf_type", s.km_conf_type, "one of " + ", ".join(KM_CONF_TYPES))
+    if s.proportion_ci not in PROPORTION_METHODS:
+        raise bad("proportion_ci", s.proportion_ci, "one of " + ", ".join(PROPORTION_METHODS))
+    if s.continuous not in ("median_range", "mean_sd"):
+        raise bad("continuous", s.continuous, "median_range or mean_sd")
+    if s.time_unit not in ("months", "days"):
+        raise bad("time_unit", s.time_unit, "months or days")
+    if not 0 < s.conf_level < 1:
+        raise bad("conf_level", s.conf_level, "a number between 0 and 1, e.g. 0.95")
+    if not s.ae_window_days > 0:
+        raise bad("ae_window_days", s.ae_window_days, "a positive number of days")
+    if not s.risk_table_step_months > 0:
+        raise bad("risk_table_step_months", s.risk_table_step_months, "a positive number")
+    if len(s.response_window) != 2 or s.response_window[0] > s.response_window[1]:
+        raise bad("response_window", list(s.response_window), "[first day, last day]")
+    if any(t <= 0 for t in s.landmarks_months):
+        raise bad("landmarks_months", list(s.landmarks_months), "positive times in months")
+    for key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints"):
+        unknown = [e for e in getattr(s, key) if e not in ENDPOINTS]
+        if unknown:
+            raise bad(key, unknown, "endpoints among " + ", ".join(ENDPOINTS))
+
+
+def settings_from_mapping(data: dict[str, Any], where: str = "settings") -> ReportSettings:
+    """Build settings from a mapping (YAML/TOML content); unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where}: expected a mapping of setting names to values, "
+                            f"found {type(data).__name__}")
+    known = {f.name: f for f in fields(ReportSettings) if f.name != "extra"}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; expected "
+                            f"some of {', '.join(known)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(key, value, where)
+    try:
+        return ReportSettings(**kwargs)
+    except SettingsError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    def fail(expected: str) -> SettingsError:
+        return SettingsError(f"{where}: setting '{key}': found {value!r}; expected {expected}")
+
+    if key in _TUPLE_FIELDS:
+        if value is None and key in ("subgroups", "table1_variables"):
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise fail("a list")
+        if key in _FLOAT_TUPLES:
+            try:
+                return tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                raise fail("a list of numbers") from None
+        if key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints"):
+            return tuple(str(v).upper() for v in value)
+        return tuple(str(v) for v in value)
+    if key in ("conf_level", "ae_window_days", "risk_table_step_months"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail("a number")
+        return float(value)
+    if key in ("censor_at_sct", "censor_at_new_therapy", "efs_nonresponse_event",
+               "derive_bedside_aes", "kinetics_model_fit"):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if key == "group":
+        return None if value in (None, "") else str(value)
+    if not isinstance(value, str):
+        raise fail("text")
+    return value
+
+
+def load_settings(path: str | os.PathLike[str]) -> ReportSettings:
+    """Read settings from a ``.yaml``/``.yml`` or ``.toml`` file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SettingsError(f"settings file {p}: not found")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {p}: not valid TOML ({exc})") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings file {p}: not valid YAML ({exc})") from None
+        data = {} if data is None else data
+    return settings_from_mapping(data, where=f"settings file {p}")
+
+
+#: defaults for bundled examples (applied when the report runs on the example by name
+#: and no --config is given). tan2023 reports the linear ("plain") Greenwood interval.
+EXAMPLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tan2023": {
+        "title": "Donor-derived CD7 CAR-T for r/r T-ALL (Tan et al., J Hematol Oncol 2023;16:34)",
+        "km_conf_type": "plain",
+        "group": "sct_consolidation",
+        "subgroups": ("sct_consolidation",),
+    },
+}
+
+
+def default_settings(cohort_arg: str | None = None) -> ReportSettings:
+    """Defaults, with a bundled example's own defaults when ``cohort_arg`` names one."""
+    overrides = EXAMPLE_DEFAULTS.get(str(cohort_arg), {}) if cohort_arg else {}
+    if overrides and Path(str(cohort_arg)).exists():
+        overrides = {}  # a real path of the same name is not the bundled example
+    return ReportSettings(**overrides)
