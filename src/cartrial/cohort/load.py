@@ -7,6 +7,7 @@ raises ``CohortError`` listing every problem, and never changes its input.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import tempfile
@@ -61,10 +62,23 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         raise CohortError(
             [Problem(str(path), None, None, None, "a CSV file with a header row")]
         ) from exc
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    names = [h.strip() for h in header]
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
+    if dupes:
+        raise CohortError(
+            [
+                Problem(str(path), None, d, None, "each column name once in the header row")
+                for d in dupes
+            ]
+        )
     df.columns = [str(c).strip() for c in df.columns]
     df = df.fillna("")
     df["source_row"] = range(2, len(df) + 2)  # line 1 is the header
-    blank = (df.drop(columns="source_row").astype(str).apply(lambda c: c.str.strip()) == "").all(axis=1)
+    blank = (df.drop(columns="source_row").astype(str).apply(lambda c: c.str.strip()) == "").all(
+        axis=1
+    )
     return df[~blank].reset_index(drop=True)
 
 

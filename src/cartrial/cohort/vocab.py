@@ -121,8 +121,16 @@ AE_TERMS: dict[str, tuple[str, ...]] = {
     "hypofibrinogenemia": ("fibrinogen decreased",),
     "dic": ("disseminated intravascular coagulation",),
     "hemorrhage": ("haemorrhage", "bleeding"),
-    "cmv_reactivation": ("cmv reactivation", "cmv viremia", "cytomegalovirus infection reactivation"),
-    "ebv_reactivation": ("ebv reactivation", "ebv viremia", "epstein-barr virus infection reactivation"),
+    "cmv_reactivation": (
+        "cmv reactivation",
+        "cmv viremia",
+        "cytomegalovirus infection reactivation",
+    ),
+    "ebv_reactivation": (
+        "ebv reactivation",
+        "ebv viremia",
+        "epstein-barr virus infection reactivation",
+    ),
     "fungal_infection": ("fungal infection", "invasive fungal infection", "ifi"),
     "bacterial_infection": ("bacterial infection",),
     "viral_infection": ("viral infection",),
@@ -265,7 +273,8 @@ def _key(text: str) -> str:
 
     Hyphens and plus signs are kept: "CD7-" and "CD7+" must stay different.
     """
-    return re.sub(r"[\s_]+", " ", str(text).strip().lower())
+    key = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", str(text).strip().lower())  # follow-up
+    return re.sub(r"[\s_]+", " ", key)
 
 
 def build_lookup(vocabulary: Mapping[str, Iterable[str]]) -> dict[str, str]:

@@ -96,8 +96,12 @@ def _src(df: pd.DataFrame) -> pd.Series:
 
 def _first(events: pd.DataFrame, kinds: tuple[str, ...] | list[str]) -> pd.DataFrame:
     """Each patient's earliest event of the given kinds: day and source pointer."""
-    sub = events[events["event"].isin(list(kinds)) & events["day"].notna()]
-    sub = sub.sort_values(["day", "source_row"], kind="stable").drop_duplicates("patient_id")
+    sub = events[events["event"].isin(list(kinds)) & events["day"].notna()].copy()
+    # same-day ties: relapse/progression before death (a death on the day of relapse
+    # follows it), then file order, so the result never depends on row order alone
+    sub["_tie"] = (sub["event"] == "death").astype(int)
+    sub = sub.sort_values(["day", "_tie", "event", "source_file", "source_row"], kind="stable")
+    sub = sub.drop_duplicates("patient_id")
     return pd.DataFrame(
         {
             "day": sub["day"].to_numpy(),
@@ -329,8 +333,8 @@ def derive_dor(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
     ev = cohort.events
     responses = ev[(ev["event"] == "response") & ev["response"].isin(list(OBJECTIVE_RESPONSES))]
     first_resp = _first(responses, ["response"])["day"]
-    event = _first(ev, [*PROGRESSION_EVENTS, "death"])
-    event = event[event["day"] >= first_resp.reindex(event.index).fillna(-np.inf)]
+    after = ev["day"] >= ev["patient_id"].map(first_resp).fillna(np.inf)
+    event = _first(ev[after], [*PROGRESSION_EVENTS, "death"])
     return _time_to_event(
         "DOR",
         ids,
