@@ -1,0 +1,520 @@
+"""Non-compartmental analysis (NCA) of CAR-T transgene / CAR+ cell profiles.
+
+Conventions (see ``docs/domain/KINETICS.md`` and the regulatory reviews it summarises):
+
+* Time is days since infusion. Samples before day 0 are not part of the profile; the
+  pre-infusion value is 0, so a profile without a day-0 sample gets ``(0, 0)`` prepended and
+  AUC starts at 0.
+* Cmax is the maximum quantifiable value; Tmax its first time. Clast/Tlast are the last
+  quantifiable value and its time; ``t_last_detectable`` is the last time with any value > 0
+  (a reading below the LLOQ but above zero counts as *detected, not quantifiable*), and
+  ``persistence_days`` equals it.
+* Below-LLOQ (BLQ) rule, made explicit because it moves AUC by several per cent:
+  a sample is BLQ when ``value < lloq`` or ``value <= 0``. BLQ samples **before the first
+  quantifiable** sample count as 0. BLQ samples **after** it are, by ``blq_after``:
+  ``"exclude"`` (dropped; default), ``"half_lloq"`` (set to LLOQ/2, or 0 where no LLOQ is
+  known) or ``"pknca"`` (PKNCA's default: BLQ between quantifiable samples dropped, BLQ after
+  the last quantifiable sample kept as 0).
+* AUC, ``auc_method="linear-up/log-down"`` (default): linear trapezoid while rising or flat,
+  log trapezoid ``(c1 - c2)·Δt / ln(c1/c2)`` while falling, only when both values are > 0,
+  otherwise linear (so a fall into 0 adds the linear triangle, never zero area).
+  ``"linear"``: linear trapezoids throughout. (PKNCA ``pk.calc.auc``, methods "lin up/log
+  down" and "linear".)
+* Partial AUC to day T (28 and 84 by default) without a sample on day T: the value at T is
+  interpolated inside its interval (linear while rising, log-linear while falling when both
+  values are > 0, linear under ``auc_method="linear"``; PKNCA ``interp.extrap.conc``) and the
+  area integrated to T. When the last quantifiable value is before T but the profile was
+  sampled to T or later (the later samples being BLQ), the area after Tlast is 0 (AUClast
+  convention). When the last sample of any kind is before T, the partial AUC is NaN: it is
+  never extrapolated.
+* λz (terminal slope), PKNCA ``pk.calc.half.life`` defaults: log-linear regression over the
+  last k quantifiable points after Tmax (Tmax excluded), k >= 3; the best fit is the one with
+  λz > 0 and adjusted R² within 1e-4 of the best adjusted R² of all candidate fits, the one with
+  the most points among those. Half-life = ln 2 / λz. A multiphasic CAR-T decline means the
+  automatic window lands on either the fast or the slow phase: the window used is reported
+  (``lambda_z_start``, ``lambda_z_end``, ``lambda_z_n_points``).
+* All-BLQ profile: Cmax = 0 and AUC = 0 (measured, not missing); Tmax, Tlast, Clast NaN
+  (as PKNCA). A profile with no non-missing sample: everything NaN.
+
+The kernel works on many profiles at once on sorted arrays (NumPy group reductions, no
+Python loop over patients); ``nca`` runs it on one profile, ``nca_table`` on a long table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cartrial.kinetics._groups import (
+    first_in_group,
+    group_reduce,
+    group_starts,
+    group_sum,
+    last_in_group,
+    within_group_cumsum,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+AUC_METHODS = ("linear-up/log-down", "linear")
+BLQ_RULES = ("exclude", "half_lloq", "pknca")
+#: PKNCA defaults for the λz selection
+MIN_HL_POINTS = 3
+ADJ_R2_FACTOR = 1e-4
+
+NCA_COLUMNS = (
+    "n_samples",
+    "n_quantifiable",
+    "n_blq",
+    "cmax",
+    "tmax",
+    "clast",
+    "tlast",
+    "t_last_detectable",
+    "persistence_days",
+    "last_sample_day",
+    "auc_last",
+    "auc_all",
+)
+LAMBDA_COLUMNS = (
+    "lambda_z",
+    "half_life",
+    "lambda_z_start",
+    "lambda_z_end",
+    "lambda_z_n_points",
+    "r_squared",
+    "adj_r_squared",
+)
+
+
+def auc_label(day: float) -> str:
+    """Column name of the partial AUC to ``day`` (``auc_0_28``)."""
+    return f"auc_0_{day:g}".replace(".", "_")
+
+
+def _interval_area(c1: np.ndarray, c2: np.ndarray, dt: np.ndarray, log_down: bool) -> np.ndarray:
+    """Area of each interval: linear trapezoid, or log trapezoid while falling with both > 0."""
+    area = 0.5 * (c1 + c2) * dt
+    if log_down:
+        use_log = (c2 < c1) & (c2 > 0) & (c1 > 0)
+        if use_log.any():
+            a, b = c1[use_log], c2[use_log]
+            area[use_log] = (a - b) * dt[use_log] / np.log(a / b)
+    return area
+
+
+def _interpolate(c1: np.ndarray, c2: np.ndarray, frac: np.ndarray, log_down: bool) -> np.ndarray:
+    """Value at fraction ``frac`` of an interval: linear, or log-linear while falling."""
+    out = c1 + frac * (c2 - c1)
+    if log_down:
+        use_log = (c2 < c1) & (c2 > 0) & (c1 > 0)
+        if use_log.any():
+            a, b, f = c1[use_log], c2[use_log], frac[use_log]
+            out[use_log] = np.exp(np.log(a) + f * (np.log(b) - np.log(a)))
+    return out
+
+
+def nca_kernel(
+    codes: np.ndarray,
+    day: np.ndarray,
+    value: np.ndarray,
+    lloq: np.ndarray,
+    n_groups: int,
+    *,
+    auc_method: str = "linear-up/log-down",
+    blq_after: str = "exclude",
+    partial_days: Sequence[float] = (28.0, 84.0),
+) -> dict[str, np.ndarray]:
+    """NCA of many profiles at once.
+
+    Inputs are sorted by (code, day), with no missing values, no negative days and at most
+    one sample per group and day (``_obs.select_analyte`` guarantees this). Returns a dict
+    of arrays of length ``n_groups`` (see the module docstring for every definition).
+    """
+    if auc_method not in AUC_METHODS:
+        raise ValueError(f"auc_method {auc_method!r}; expected one of {', '.join(AUC_METHODS)}")
+    if blq_after not in BLQ_RULES:
+        raise ValueError(f"blq_after {blq_after!r}; expected one of {', '.join(BLQ_RULES)}")
+    log_down = auc_method == "linear-up/log-down"
+    G = int(n_groups)
+    starts = group_starts(codes, G)
+    n_samples = np.diff(starts).astype(float)
+    has = n_samples > 0
+
+    with np.errstate(invalid="ignore"):
+        blq = (value < lloq) | (value <= 0)
+    quant = ~blq
+    detect = value > 0
+    q_seen = within_group_cumsum(quant.astype(float), codes, starts)
+    n_quant = group_sum(quant.astype(float), codes, G)
+    before_first = q_seen == 0
+    after_last = (q_seen == n_quant[codes]) & ~before_first & blq
+
+    # --- cleaned profile for AUC -------------------------------------------------------
+    conc = np.where(blq & before_first, 0.0, value)
+    keep = np.ones(len(value), dtype=bool)
+    late_blq = blq & ~before_first
+    if blq_after == "exclude":
+        keep &= ~late_blq
+    elif blq_after == "half_lloq":
+        conc = np.where(late_blq, np.where(np.isfinite(lloq), lloq / 2.0, 0.0), conc)
+    else:  # pknca: middle dropped, trailing kept as 0
+        keep &= ~(late_blq & ~after_last)
+        conc = np.where(late_blq & after_last, 0.0, conc)
+    k_codes, k_day, k_conc = codes[keep], day[keep], conc[keep]
+    k_starts = group_starts(k_codes, G)
+    first_day = group_reduce(np.minimum, k_day, k_starts, np.inf)
+    need_zero = np.flatnonzero(has & (first_day > 0))
+    if len(need_zero):
+        k_codes = np.concatenate((k_codes, need_zero))
+        k_day = np.concatenate((k_day, np.zeros(len(need_zero))))
+        k_conc = np.concatenate((k_conc, np.zeros(len(need_zero))))
+        order = np.lexsort((k_day, k_codes))
+        k_codes, k_day, k_conc = k_codes[order], k_day[order], k_conc[order]
+
+    same = k_codes[1:] == k_codes[:-1]
+    ig = k_codes[:-1][same]
+    t1, t2 = k_day[:-1][same], k_day[1:][same]
+    c1, c2 = k_conc[:-1][same], k_conc[1:][same]
+    dt = t2 - t1
+    area = _interval_area(c1, c2, dt, log_down)
+
+    # --- observed quantities -------------------------------------------------------------
+    qval = np.where(quant, value, -np.inf)
+    cmax = group_reduce(np.maximum, qval, starts, -np.inf)
+    cmax = np.where(np.isfinite(cmax), cmax, np.where(has, 0.0, np.nan))
+    tmax = first_in_group(quant & (value == cmax[codes]), day, starts)
+    tlast = last_in_group(quant, day, starts)
+    clast = last_in_group(quant, value, starts)
+    t_det = last_in_group(detect, day, starts)
+    last_day = group_reduce(np.maximum, day, starts, np.nan)
+
+    out: dict[str, np.ndarray] = {
+        "n_samples": n_samples,
+        "n_quantifiable": n_quant,
+        "n_blq": n_samples - n_quant,
+        "cmax": cmax,
+        "tmax": tmax,
+        "clast": clast,
+        "tlast": tlast,
+        "t_last_detectable": t_det,
+        "persistence_days": t_det.copy(),
+        "last_sample_day": last_day,
+    }
+    auc_all = group_sum(area, ig, G)
+    # AUClast: intervals ending at or before Tlast (Tlast NaN → no quantifiable → 0 area)
+    upto = np.where(np.isnan(tlast), -np.inf, tlast)[ig]
+    auc_last = group_sum(np.where(t2 <= upto, area, 0.0), ig, G)
+    out["auc_last"] = np.where(has, auc_last, np.nan)
+    out["auc_all"] = np.where(has, auc_all, np.nan)
+    for T in partial_days:
+        T = float(T)
+        full = np.where(t2 <= T, area, 0.0)
+        part = (t1 < T) & (t2 > T)
+        if part.any():
+            frac = (T - t1[part]) / dt[part]
+            cT = _interpolate(c1[part], c2[part], frac, log_down)
+            full[part] = _interval_area(c1[part], cT, T - t1[part], log_down)
+        auc_T = group_sum(full, ig, G)
+        out[auc_label(T)] = np.where(has & (last_day >= T), auc_T, np.nan)
+
+    out.update(_lambda_z(codes, day, value, quant, tmax, starts, G))
+    return out
+
+
+def _lambda_z(
+    codes: np.ndarray,
+    day: np.ndarray,
+    value: np.ndarray,
+    quant: np.ndarray,
+    tmax: np.ndarray,
+    starts: np.ndarray,
+    G: int,
+) -> dict[str, np.ndarray]:
+    """Terminal slope by PKNCA's automatic point selection, for all groups at once.
+
+    Candidate windows are the last k eligible points (quantifiable, after Tmax), k >= 3.
+    Regression sums come from within-group prefix sums (x and y centred per group), so every
+    candidate of every group is evaluated in one vectorised pass.
+    """
+    nan = np.full(G, np.nan)
+    res = {k: nan.copy() for k in LAMBDA_COLUMNS}
+    with np.errstate(invalid="ignore"):
+        elig = quant & (day > tmax[codes])
+    e_codes = codes[elig]
+    if len(e_codes) == 0:
+        return res
+    x = day[elig]
+    y = np.log(value[elig])
+    e_starts = group_starts(e_codes, G)
+    m = np.diff(e_starts)
+    # centre per group for numerical stability of the sums
+    xc = x - group_reduce(np.add, x, e_starts, 0.0)[e_codes] / np.maximum(m, 1)[e_codes]
+    yc = y - group_reduce(np.add, y, e_starts, 0.0)[e_codes] / np.maximum(m, 1)[e_codes]
+
+    def prefix(a: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0.0], np.cumsum(a)))
+
+    P = {
+        k: prefix(v)
+        for k, v in {"x": xc, "y": yc, "xx": xc * xc, "yy": yc * yc, "xy": xc * yc}.items()
+    }
+    pos = np.arange(len(e_codes))
+    end = e_starts[1:][e_codes]  # one past the group's last eligible point
+    n = (end - pos).astype(float)
+    cand = n >= MIN_HL_POINTS
+    if not cand.any():
+        return res
+    k, ke, n, cg = pos[cand], end[cand], n[cand], e_codes[cand]
+
+    def window(key: str) -> np.ndarray:
+        return P[key][ke] - P[key][k]
+
+    sx, sy, sxx, syy, sxy = (window(key) for key in ("x", "y", "xx", "yy", "xy"))
+    Sxx = sxx - sx * sx / n
+    Syy = syy - sy * sy / n
+    Sxy = sxy - sx * sy / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = Sxy / Sxx
+        flat = Syy <= 1e-12 * np.maximum(1.0, syy)
+        r2 = np.where(flat, np.nan, Sxy * Sxy / (Sxx * Syy))
+        adj = 1.0 - (1.0 - r2) * (n - 1.0) / (n - 2.0)
+    lam = -slope
+    c_starts = group_starts(cg, G)
+    best_adj = group_reduce(np.fmax, np.where(np.isnan(adj), -np.inf, adj), c_starts, -np.inf)
+    with np.errstate(invalid="ignore"):
+        ok = (lam > 0) & (adj > best_adj[cg] - ADJ_R2_FACTOR)
+    best_n = group_reduce(np.maximum, np.where(ok, n, -1.0), c_starts, -1.0)
+    chosen = ok & (n == best_n[cg])
+    g = cg[chosen]
+    res["lambda_z"][g] = lam[chosen]
+    res["half_life"][g] = np.log(2.0) / lam[chosen]
+    res["lambda_z_start"][g] = x[k[chosen]]
+    res["lambda_z_end"][g] = x[ke[chosen] - 1]
+    res["lambda_z_n_points"][g] = n[chosen]
+    res["r_squared"][g] = r2[chosen]
+    res["adj_r_squared"][g] = adj[chosen]
+    return res
+
+
+def nca(
+    days: Sequence[float] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    lloq: float | Sequence[float] | np.ndarray | None = None,
+    auc_method: str = "linear-up/log-down",
+    blq_after: str = "exclude",
+    partial_days: Sequence[float] = (28.0, 84.0),
+) -> dict[str, float]:
+    """NCA of one profile (days since infusion, values, LLOQ scalar or per sample).
+
+    Missing values (NaN) are dropped, samples before day 0 ignored; two samples on one day or
+    a negative value raise ValueError. Returns a dict with ``cmax, tmax, clast, tlast,
+    t_last_detectable, persistence_days, auc_0_28, auc_0_84, auc_last, auc_all, n_samples,
+    n_quantifiable, n_blq, last_sample_day, lambda_z, half_life, lambda_z_start, lambda_z_end,
+    lambda_z_n_points, r_squared, adj_r_squared`` (definitions in the module docstring).
+    """
+    t = np.asarray(days, dtype=float).ravel()
+    c = np.asarray(values, dtype=float).ravel()
+    if t.shape != c.shape:
+        raise ValueError(f"days ({t.size}) and values ({c.size}) differ in length")
+    if lloq is None:
+        lq = np.full(t.shape, np.nan)
+    else:
+        lq_in = np.asarray(lloq, dtype=float)
+        if lq_in.ndim and lq_in.size != t.size:
+            raise ValueError(f"lloq has {lq_in.size} values for {t.size} samples")
+        lq = np.broadcast_to(lq_in.ravel() if lq_in.ndim else lq_in, t.shape).astype(float)
+    keep = ~np.isnan(t) & ~np.isnan(c) & (t >= 0)
+    t, c, lq = t[keep], c[keep], lq[keep]
+    order = np.argsort(t, kind="stable")
+    t, c, lq = t[order], c[order], lq[order]
+    if (c < 0).any():
+        raise ValueError(f"negative value {c[c < 0][0]} on day {t[c < 0][0]:g}; expected >= 0")
+    if (np.diff(t) == 0).any():
+        d = t[1:][np.diff(t) == 0][0]
+        raise ValueError(f"two samples on day {d:g}; expected one value per day")
+    out = nca_kernel(
+        np.zeros(len(t), dtype=np.int64),
+        t,
+        c,
+        lq,
+        1,
+        auc_method=auc_method,
+        blq_after=blq_after,
+        partial_days=partial_days,
+    )
+    return {k: float(v[0]) for k, v in out.items()}
+
+
+def nca_table(
+    observations: pd.DataFrame,
+    analyte: str = "cart_qpcr",
+    by: str | Sequence[str] = "patient_id",
+    auc_method: str = "linear-up/log-down",
+    blq_after: str = "exclude",
+    partial_days: Sequence[float] = (28.0, 84.0),
+) -> pd.DataFrame:
+    """NCA of every profile of ``analyte`` in the long observations table.
+
+    ``observations`` has columns ``patient_id, day, analyte, value`` and optionally ``unit``
+    and ``lloq`` (per sample). One row per group of ``by`` (default: patient), vectorised
+    across patients. Raises ValueError on mixed units, negative values or duplicate days.
+    """
+    import pandas as pd
+
+    from cartrial.kinetics._obs import select_analyte
+
+    arr = select_analyte(observations, analyte, by)
+    res = nca_kernel(
+        arr.codes,
+        arr.day,
+        arr.value,
+        arr.lloq,
+        arr.n_groups,
+        auc_method=auc_method,
+        blq_after=blq_after,
+        partial_days=partial_days,
+    )
+    table = arr.keys.copy()
+    table["analyte"] = analyte
+    table["unit"] = arr.unit
+    for key, val in res.items():
+        table[key] = val
+    int_cols = ["n_samples", "n_quantifiable", "n_blq"]
+    table[int_cols] = table[int_cols].astype("int64")
+    table["lambda_z_n_points"] = pd.array(
+        np.where(np.isnan(res["lambda_z_n_points"]), np.nan, res["lambda_z_n_points"]),
+        dtype="Int64",
+    )
+    table.attrs["nca_options"] = {
+        "auc_method": auc_method,
+        "blq_after": blq_after,
+        "partial_days": list(partial_days),
+    }
+    return table
+
+
+#: parameters summarised by default, in report order
+SUMMARY_PARAMETERS = (
+    "cmax",
+    "tmax",
+    "auc_0_28",
+    "auc_0_84",
+    "clast",
+    "tlast",
+    "persistence_days",
+    "half_life",
+)
+
+
+def _geo(values: np.ndarray) -> tuple[float, float, int]:
+    """Geometric mean and geometric CV% = 100·sqrt(exp(s²) − 1), s = SD of ln values.
+
+    Only positive values enter (a log of 0 does not exist); their count is returned.
+    Source: the geometric CV of a log-normal variable (Kirkwood 1979, Biometrics 35:908).
+    """
+    pos = values[values > 0]
+    if len(pos) == 0:
+        return np.nan, np.nan, 0
+    logs = np.log(pos)
+    gm = float(np.exp(logs.mean()))
+    if len(pos) < 2:
+        return gm, np.nan, len(pos)
+    s2 = float(logs.var(ddof=1))
+    return gm, float(100.0 * np.sqrt(np.expm1(s2))), len(pos)
+
+
+def summarise_nca(
+    table: pd.DataFrame,
+    group: str | Sequence[str] | None = None,
+    parameters: Sequence[str] = SUMMARY_PARAMETERS,
+) -> pd.DataFrame:
+    """Summary of NCA parameters: n, median (range), IQR, geometric mean and geometric CV%.
+
+    One row per (group, parameter). ``text`` is "median (min–max)". Geometric statistics use
+    the positive values only (``n_geo`` of them): an all-BLQ Cmax of 0 has no logarithm.
+    """
+    import pandas as pd
+
+    groups = [] if group is None else ([group] if isinstance(group, str) else list(group))
+    params = [p for p in parameters if p in table.columns]
+    rows: list[dict[str, Any]] = []
+    grouped = table.groupby(groups, sort=True, dropna=False) if groups else [((), table)]
+    for key, sub in grouped:
+        key = key if isinstance(key, tuple) else (key,)
+        for p in params:
+            v = pd.to_numeric(sub[p], errors="coerce").to_numpy(dtype=float)
+            v = v[~np.isnan(v)]
+            row: dict[str, Any] = dict(zip(groups, key, strict=False))
+            row["parameter"] = p
+            row["n"] = len(v)
+            row["n_missing"] = int(len(sub) - len(v))
+            if len(v):
+                q1, med, q3 = np.percentile(v, [25, 50, 75])
+                row.update(
+                    median=med,
+                    min=v.min(),
+                    max=v.max(),
+                    q1=q1,
+                    q3=q3,
+                    text=f"{med:.4g} ({v.min():.4g}–{v.max():.4g})",
+                )
+            else:
+                row.update(median=np.nan, min=np.nan, max=np.nan, q1=np.nan, q3=np.nan, text="NA")
+            gm, gcv, n_geo = _geo(v)
+            row.update(geo_mean=gm, geo_cv_pct=gcv, n_geo=n_geo)
+            rows.append(row)
+    cols = [
+        *groups,
+        "parameter",
+        "n",
+        "n_missing",
+        "median",
+        "min",
+        "max",
+        "q1",
+        "q3",
+        "geo_mean",
+        "geo_cv_pct",
+        "n_geo",
+        "text",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def persistence_rates(
+    table: pd.DataFrame,
+    landmarks: Sequence[float] = (91.3, 182.6, 365.25),
+    group: str | None = None,
+) -> pd.DataFrame:
+    """Share of patients still detectable at month 3/6/12 (default landmarks in days).
+
+    A patient counts in the denominator when followed to the landmark (a sample on or after
+    it, or detected on or after it); in the numerator when detected on or after it
+    (``t_last_detectable >= landmark``). Patients not sampled that long are not evaluable.
+    """
+    import pandas as pd
+
+    rows = []
+    grouped = table.groupby(group, sort=True, dropna=False) if group else [(None, table)]
+    for key, sub in grouped:
+        det = sub["t_last_detectable"].to_numpy(dtype=float)
+        last = sub["last_sample_day"].to_numpy(dtype=float)
+        for lm in landmarks:
+            with np.errstate(invalid="ignore"):
+                evaluable = (last >= lm) | (det >= lm)
+                k = int((det[evaluable] >= lm).sum())
+            n = int(evaluable.sum())
+            row = {
+                "landmark_days": lm,
+                "n_evaluable": n,
+                "n_detectable": k,
+                "fraction": k / n if n else np.nan,
+            }
+            if group:
+                row = {group: key, **row}
+            rows.append(row)
+    return pd.DataFrame(rows)
