@@ -28,24 +28,61 @@ def validate(
             help="Cohort folder, .xlsx workbook, wide .csv, or a bundled example name (tan2023)."
         ),
     ],
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Also fail when recorded AEs disagree with those graded from bedside data."
+        ),
+    ] = False,
 ) -> None:
-    """Check a cohort against the format; list every problem (file, row, column, value, expected)."""
+    """Check a cohort against the format; list every problem (file, row, column, value, expected).
+
+    When the cohort has daily bedside observations, the CRS/ICANS/GVHD/cytopenia episodes
+    graded from them (cartrial.grading.episodes) are compared with the recorded adverse
+    events and every disagreement is listed.
+    """
     cohort = _load_or_exit(path)
-    extra = []
-    try:
-        from cartrial.cohort.consistency import consistency_problems
-    except ImportError:  # pragma: no cover - grading layer absent
-        consistency_problems = None
-    if consistency_problems is not None:
-        extra = consistency_problems(cohort)
-    if extra:
-        typer.echo(f"cohort {path}: INVALID — {len(extra)} problem(s):", err=True)
-        for p in extra:
-            typer.echo(f"  - {p}", err=True)
-        raise typer.Exit(1)
     typer.echo(f"cohort {path}: valid — {cohort.summary()}")
     for note in cohort.notes:
         typer.echo(f"  note: {note}")
+    disagreements = recorded_vs_derived(cohort)
+    if disagreements:
+        typer.echo(
+            f"{len(disagreements)} disagreement(s) between recorded adverse events and those "
+            "graded from bedside observations:"
+        )
+        for d in disagreements:
+            typer.echo(f"  - {d}")
+        if strict:
+            raise typer.Exit(1)
+
+
+def recorded_vs_derived(cohort) -> list[str]:
+    """Recorded AE episodes that disagree with episodes graded from daily observations."""
+    if cohort.observations.empty:
+        return []
+    from cartrial.grading.episodes import compare_episodes, derive_episodes, grade_daily
+
+    daily = grade_daily(cohort.observations, patients=cohort.patients)
+    if daily is None or len(daily) == 0:
+        return []
+    derived = derive_episodes(daily)
+    terms = set(daily["term"].astype(str))
+    recorded = cohort.adverse_events
+    recorded = recorded[recorded["term"].isin(terms) & ~recorded["derived"].fillna(False)]
+    if recorded.empty:
+        return []
+    derived = derived[derived["patient_id"].isin(set(recorded["patient_id"]))]
+    out = []
+    for d in compare_episodes(recorded, derived, daily):
+        if d["kind"] == "derived_only":
+            continue  # nothing recorded for this term: the derived episode fills the gap
+        out.append(
+            f"patient {d['patient_id']}, {d['term']}: recorded grade {d['recorded_grade']} "
+            f"({d['recorded_system']}), graded from observations {d['derived_grade']} "
+            f"({d['derived_system']}) — {d['kind']}: {d.get('note', '')}"
+        )
+    return out
 
 
 def endpoints(
