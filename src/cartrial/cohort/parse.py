@@ -131,6 +131,8 @@ def parse_extra(raw: pd.Series) -> pd.Series:
     missing = is_missing(raw)
     text = raw.fillna("").astype(str).str.strip()
     nums = pd.to_numeric(text.where(~missing, None), errors="coerce")
-    if missing.all() or nums[~missing].notna().all():
+    # identifiers such as "007" keep their leading zeros: they stay text
+    leading_zero = text[~missing].str.match(r"^[+-]?0\d").any()
+    if missing.all() or (nums[~missing].notna().all() and not leading_zero):
         return nums.astype("float64")
     return text.where(~missing, None).astype("string")

@@ -121,13 +121,14 @@ def parse_table(
         return empty_table(table), out.problems
 
     typed: dict[str, pd.Series] = {}
+    blank = empty_table(table)
     for column in COLUMNS[table]:
         if table == "observations" and column in ("value", "value_text", "unit"):
             continue  # typed below, together with the analyte they belong to
         if column in raw.columns:
             typed[column] = _typed_column(table, column, raw[column], out)
         else:
-            typed[column] = empty_table(table)[column].reindex(raw.index)
+            typed[column] = blank[column].reindex(raw.index)
     if table == "observations":
         typed["value_text"] = _observation_values(raw, typed, out)
         if "unit" not in typed:
@@ -166,9 +167,50 @@ def _observation_values(
     as_number = pd.to_numeric(text.where(categorical, None), errors="coerce")
     typed["value"] = values.where(~categorical, as_number.astype("float64"))
     words = text.where(categorical & as_number.isna().to_numpy() & ~is_missing(raw["value"]), None)
+    _check_category_words(words, typed["analyte"], out)
     if "unit" in raw.columns:
         _units(raw, typed, out)
     return words.str.strip().str.lower().astype("string")
+
+
+#: categorical analytes answered yes/no (vocab.YES_NO); the others use cohort.categories
+YES_NO_ANALYTES = frozenset(
+    {
+        "hypotension",
+        "vasopressin",
+        "motor_weakness",
+        "tocilizumab",
+        "steroids",
+        "fever_masked",
+        "antipyretics",
+        "bullae",
+        "severe_abdominal_pain",
+        "bloody_stool",
+        "crs_death",
+    }
+)
+
+
+def _check_category_words(words: pd.Series, analyte: pd.Series, out: Collector) -> None:
+    """A word for a categorical analyte must be one the grading engines know."""
+    from cartrial.cohort.categories import CATEGORIES, describe, lookup_table
+
+    present = words.notna().to_numpy()
+    if not present.any():
+        return
+    keys = words.fillna("").map(vocab._key)
+    for name in set(analyte[present].dropna()):
+        rows = present & (analyte == name).fillna(False).to_numpy()
+        if name in CATEGORIES:
+            known = set(lookup_table(name))
+            expected = "one of: " + describe(name)
+        elif name in YES_NO_ANALYTES:
+            known = set(vocab.build_lookup(vocab.YES_NO))
+            expected = "yes or no (or 1/0)"
+        else:
+            continue
+        bad = rows & ~keys.isin(known).to_numpy()
+        out.add_rows(bad, "value", words.fillna(""), f"for {name}, {expected}")
 
 
 def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None:

@@ -220,7 +220,8 @@ def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> 
     Ranking CR > CRh > CRi > MLFS > PR > OR > SD > NR > PD > NE (NCCN ALL, ELN 2022);
     ties go to the earliest assessment. MRD status is the one recorded with the best
     response. Patients without an assessment in the window get ``best_response`` <NA>
-    ("not assessed"), which is neither a response nor a non-response.
+    ("not assessed"); like NE (not evaluable) it is neither a response nor a non-response
+    (``responder`` <NA>), so EFS does not count it as a treatment failure.
     """
     ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
     ev = cohort.events
@@ -245,7 +246,8 @@ def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> 
     best["best_response"] = best["best_response"].astype("string")
     best["mrd"] = best["mrd"].astype("string")
     best["responder"] = best["best_response"].isin(list(OBJECTIVE_RESPONSES)).astype("boolean")
-    best.loc[best["best_response"].isna(), "responder"] = pd.NA
+    # not assessed / not evaluable (NE): neither a response nor a non-response
+    best.loc[best["best_response"].isna() | best["best_response"].eq("NE"), "responder"] = pd.NA
     best["complete_remission"] = (
         best["best_response"].isin(list(COMPLETE_RESPONSES)).astype("boolean")
     )
@@ -253,7 +255,10 @@ def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> 
     return best.reset_index()
 
 
-def _sct_censor(cohort: Cohort, options: EndpointOptions) -> pd.DataFrame | None:
+def _sct_censor(
+    cohort: Cohort, options: EndpointOptions, after: pd.Series | None = None
+) -> pd.DataFrame | None:
+    """First SCT / new therapy (as chosen) per patient, optionally only after a per-patient day."""
     kinds = [
         k
         for k, on in (
@@ -262,7 +267,12 @@ def _sct_censor(cohort: Cohort, options: EndpointOptions) -> pd.DataFrame | None
         )
         if on
     ]
-    return _first(cohort.events, kinds) if kinds else None
+    if not kinds:
+        return None
+    ev = cohort.events
+    if after is not None:
+        ev = ev[ev["day"] >= ev["patient_id"].map(after).fillna(np.inf)]
+    return _first(ev, kinds)
 
 
 def derive_os(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
@@ -341,7 +351,7 @@ def derive_dor(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
         event,
         last_known_alive(cohort),
         origin=first_resp,
-        censor_first=_sct_censor(cohort, options),
+        censor_first=_sct_censor(cohort, options, after=first_resp),
     )
 
 
