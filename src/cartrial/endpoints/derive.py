@@ -311,7 +311,8 @@ def derive_efs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
             },
             index=nonresp.index,
         )
-        event = pd.concat([failure, event.drop(index=failure.index, errors="ignore")])
+        if not failure.empty:
+            event = pd.concat([failure, event.drop(index=failure.index, errors="ignore")])
     return _time_to_event(
         "EFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
     )

@@ -35,7 +35,7 @@ RC = {
     "svg.hashsalt": "cartrial",  # deterministic SVG ids
     "svg.fonttype": "none",  # text stays text (smaller, searchable, faster to write)
     "figure.dpi": 100,
-    "savefig.dpi": 200,
+    "savefig.dpi": 150,
 }
 
 
