@@ -311,8 +311,8 @@ def derive_efs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.Dat
             },
             index=nonresp.index,
         )
-        if not failure.empty:
-            event = pd.concat([failure, event.drop(index=failure.index, errors="ignore")])
+        rest = event.drop(index=failure.index, errors="ignore")
+        event = failure if rest.empty else rest if failure.empty else pd.concat([failure, rest])
     return _time_to_event(
         "EFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
     )
