@@ -130,23 +130,14 @@ def _read_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
         raise CohortError(
             [Problem(str(path), None, None, None, f"a readable .xlsx workbook ({exc})")], str(path)
         ) from exc
-    by_name = {str(k).strip().lower(): v for k, v in sheets.items()}
-    raws, labels = {}, {}
-    for name in TABLES:
-        if name in by_name:
-            df = by_name[name]
-            df.columns = [str(c).strip() for c in df.columns]
-            df = df.astype(str).replace({"nan": "", "NaT": "", "None": ""})
-            df["source_row"] = range(2, len(df) + 2)
-            raws[name] = df
-            labels[name] = f"{path}[{name}]"
+    by_name = {str(k).strip().lower(): _sheet_text(v) for k, v in sheets.items()}
+    raws = {name: by_name[name] for name in TABLES if name in by_name}
+    labels = {name: f"{path}[{name}]" for name in raws}
     if "patients" not in raws:
         if len(by_name) == 1:  # a single sheet: a wide per-patient table
             ((sheet_name, df),) = by_name.items()
-            df.columns = [str(c).strip() for c in df.columns]
-            df = df.astype(str).replace({"nan": "", "NaT": "", "None": ""})
-            df["source_row"] = range(2, len(df) + 2)
-            return {"wide": df}, {"wide": f"{path}[{sheet_name}]"}
+            kind = "wide" if is_wide(df) else "patients"
+            return {kind: df}, {kind: f"{path}[{sheet_name}]"}
         raise CohortError(
             [
                 Problem(
@@ -160,6 +151,15 @@ def _read_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
             str(path),
         )
     return raws, labels
+
+
+def _sheet_text(df: pd.DataFrame) -> pd.DataFrame:
+    """A sheet read as text, with its spreadsheet row numbers (row 1 is the header)."""
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    df = df.astype(str).replace({"nan": "", "NaT": "", "None": ""})
+    df["source_row"] = range(2, len(df) + 2)
+    return df
 
 
 def _type_tables(
