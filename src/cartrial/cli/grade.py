@@ -69,6 +69,18 @@ def _run(fn, as_json: bool) -> None:
     _emit(result, as_json)
 
 
+def _given(obs: dict) -> dict:
+    """The observations whose flag was given: an omitted flag (None) is unknown, never
+    normal, so it is left out rather than passed on."""
+    return {k: v for k, v in obs.items() if v is not None}
+
+
+def _grade(engine, obs: dict, as_json: bool, **options) -> None:
+    """Grade the given observations with ``engine`` (a ``cartrial.grading.grade_*``
+    function) and print the result; rejected input exits with code 2 (``_run``)."""
+    _run(lambda: engine(_given(obs), **options), as_json)
+
+
 @grade_app.command("crs")
 def crs(
     temperature_c: Annotated[Num, _opt("Highest temperature, °C (25-45).")] = None,
@@ -145,12 +157,9 @@ def crs(
         crs_death=crs_death,
     )
 
-    def go():
-        from cartrial.grading import grade_crs
+    from cartrial.grading import grade_crs
 
-        return grade_crs({k: v for k, v in obs.items() if v is not None}, system=system)
-
-    _run(go, as_json)
+    _grade(grade_crs, obs, as_json, system=system)
 
 
 @grade_app.command("icans")
@@ -202,16 +211,9 @@ def icans(
         icans_death=icans_death,
     )
 
-    def go():
-        from cartrial.grading import grade_icans
+    from cartrial.grading import grade_icans
 
-        return grade_icans(
-            {k: v for k, v in obs.items() if v is not None},
-            system=system,
-            capd_age_cutoff=capd_age_cutoff,
-        )
-
-    _run(go, as_json)
+    _grade(grade_icans, obs, as_json, system=system, capd_age_cutoff=capd_age_cutoff)
 
 
 @grade_app.command("agvhd")
@@ -269,12 +271,9 @@ def agvhd(
         diarrhea_other_cause=diarrhea_other_cause,
     )
 
-    def go():
-        from cartrial.grading import grade_agvhd
+    from cartrial.grading import grade_agvhd
 
-        return grade_agvhd({k: v for k, v in obs.items() if v is not None}, system=system)
-
-    _run(go, as_json)
+    _grade(grade_agvhd, obs, as_json, system=system)
 
 
 @grade_app.command("cgvhd")
@@ -301,12 +300,9 @@ def cgvhd(
         genital=genital,
     )
 
-    def go():
-        from cartrial.grading import grade_cgvhd
+    from cartrial.grading import grade_cgvhd
 
-        return grade_cgvhd({k: v for k, v in scores.items() if v is not None})
-
-    _run(go, as_json)
+    _grade(grade_cgvhd, scores, as_json)
 
 
 @grade_app.command("ctcae")
@@ -369,7 +365,7 @@ def ctcae(
                 raise GradingInputError("lln", item, "FIELD=NUMBER, e.g. anc=1.5") from None
         return grade_ctcae(
             term,
-            {k: v for k, v in obs.items() if v is not None},
+            _given(obs),
             version=version,
             lln=limits or None,
         )

@@ -484,6 +484,7 @@ def write_simulated_cohort(directory: str | os.PathLike[str], n_patients: int = 
     A non-empty existing ``directory`` is refused unless ``overwrite``; the folder is
     built beside the target and moved into place, so nothing half-written is left.
     """
+    from cartrial._folders import swap_into_place
     from cartrial.cohort import write_cohort
 
     target = Path(directory)
@@ -496,7 +497,7 @@ def write_simulated_cohort(directory: str | os.PathLike[str], n_patients: int = 
         built = write_cohort(cohort, work / "cohort")
         _respell_cd7_analytes(built / "observations.csv")
         (built / "README.txt").write_text(README.format(n=n_patients, seed=seed), encoding="utf-8")
-        _swap_into_place(built, target)
+        swap_into_place(built, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
@@ -511,18 +512,3 @@ def _respell_cd7_analytes(path: Path) -> None:
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     df["analyte"] = df["analyte"].replace({"cd7_t": CD7_T, "cd7_nk": CD7_NK})
     df.to_csv(path, index=False, lineterminator="\n")
-
-
-def _swap_into_place(built: Path, target: Path) -> None:
-    """Replace ``target`` by ``built`` (both on the same file system)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        try:
-            built.rename(target)
-        except BaseException:
-            old.rename(target)
-            raise
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-    else:
-        built.rename(target)

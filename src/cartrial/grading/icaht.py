@@ -30,7 +30,7 @@ several counts on one day use the lowest.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -301,24 +301,9 @@ def grade_icaht(
             float(v.max()),
             "counts in x10^9/L (<= 200); this looks like cells/uL: pass unit='cells/uL'",
         )
-    early, late = _grade_series(d, v * UNITS[u], censor_day, late_min_tests)
-    early = Grade(
-        early.system,
-        early.grade,
-        (note, *early.reasons),
-        early.missing,
-        early.grade_max,
-        early.label,
-        early.details,
-    )
-    late = Grade(
-        late.system,
-        late.grade,
-        (note, *late.reasons),
-        late.missing,
-        late.grade_max,
-        late.label,
-        late.details,
+    early, late = (
+        replace(g, reasons=(note, *g.reasons))
+        for g in _grade_series(d, v * UNITS[u], censor_day, late_min_tests)
     )
     return IcahtResult(early, late, u)
 

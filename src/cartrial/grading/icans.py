@@ -54,6 +54,22 @@ CARTOX_EDEMA_GRADE = np.array([0, 4, 4, 0, 0, 3, 0])
 TOOL_ICE, TOOL_CAPD = 0.0, 1.0
 
 
+def _sum_items(score: str, items: Mapping[str, tuple[int, int]]) -> int:
+    """Total of a bedside score's items, each checked to be a whole number from 0 to its
+    maximum (``items``: name -> (value, maximum)); a bad item raises naming
+    ``<score>_<item>``."""
+    total = 0
+    for name, (value, top) in items.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or not 0 <= value <= top
+        ):
+            raise GradingInputError(f"{score}_{name}", value, f"a whole number from 0 to {top}")
+        total += int(value)
+    return total
+
+
 def ice_score_from_items(
     orientation: int, naming: int, commands: int, writing: int, attention: int
 ) -> int:
@@ -67,16 +83,7 @@ def ice_score_from_items(
         "writing": (writing, 1),
         "attention": (attention, 1),
     }
-    total = 0
-    for name, (value, top) in items.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | np.integer)
-            or not 0 <= value <= top
-        ):
-            raise GradingInputError(f"ice_{name}", value, f"a whole number from 0 to {top}")
-        total += int(value)
-    return total
+    return _sum_items("ice", items)
 
 
 def cartox10_from_items(orientation: int, naming: int, writing: int, attention: int) -> int:
@@ -89,16 +96,7 @@ def cartox10_from_items(orientation: int, naming: int, writing: int, attention: 
         "writing": (writing, 1),
         "attention": (attention, 1),
     }
-    total = 0
-    for name, (value, top) in items.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | np.integer)
-            or not 0 <= value <= top
-        ):
-            raise GradingInputError(f"cartox10_{name}", value, f"a whole number from 0 to {top}")
-        total += int(value)
-    return total
+    return _sum_items("cartox10", items)
 
 
 # -- ASTCT 2019 ----------------------------------------------------------------------

@@ -33,6 +33,35 @@ class AnalyteArrays:
         return len(self.keys)
 
 
+def profile_arrays(
+    days: Sequence[float] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    lloq: float | Sequence[float] | np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One patient's profile as float arrays ``(day, value, lloq)`` sorted by day (stable).
+
+    ``lloq`` is a scalar or one value per sample (None: all NaN); samples with a NaN day or
+    value, or before day 0 (infusion), are dropped. Raises ValueError when the lengths of
+    ``days``, ``values`` and a per-sample ``lloq`` differ.
+    """
+    t = np.asarray(days, dtype=float).ravel()
+    c = np.asarray(values, dtype=float).ravel()
+    if t.shape != c.shape:
+        raise ValueError(f"days ({t.size}) and values ({c.size}) differ in length")
+    if lloq is None:
+        lq = np.full(t.shape, np.nan)
+    else:
+        lq_in = np.asarray(lloq, dtype=float)
+        if lq_in.ndim and lq_in.size != t.size:
+            raise ValueError(f"lloq has {lq_in.size} values for {t.size} samples")
+        lq = np.broadcast_to(lq_in.ravel() if lq_in.ndim else lq_in, t.shape).astype(float)
+    keep = ~np.isnan(t) & ~np.isnan(c) & (t >= 0)
+    t, c, lq = t[keep], c[keep], lq[keep]
+    order = np.argsort(t, kind="stable")
+    t, c, lq = t[order], c[order], lq[order]
+    return t, c, lq
+
+
 def as_by(by: str | Sequence[str]) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import log_ndtr
 
+from cartrial.kinetics._obs import profile_arrays
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -475,21 +477,7 @@ def fit_multiphasic(
     reason) when fewer than ``min_quantifiable`` (5) quantifiable points, no sample before the
     observed peak, no decline after it (the maximum is the last sample), or the optimiser fails.
     """
-    t = np.asarray(days, dtype=float).ravel()
-    c = np.asarray(values, dtype=float).ravel()
-    if t.shape != c.shape:
-        raise ValueError(f"days ({t.size}) and values ({c.size}) differ in length")
-    if lloq is None:
-        lq = np.full(t.shape, np.nan)
-    else:
-        lq_in = np.asarray(lloq, dtype=float)
-        if lq_in.ndim and lq_in.size != t.size:
-            raise ValueError(f"lloq has {lq_in.size} values for {t.size} samples")
-        lq = np.broadcast_to(lq_in.ravel() if lq_in.ndim else lq_in, t.shape).astype(float)
-    keep = ~np.isnan(t) & ~np.isnan(c) & (t >= 0)
-    t, c, lq = t[keep], c[keep], lq[keep]
-    order = np.argsort(t, kind="stable")
-    t, c, lq = t[order], c[order], lq[order]
+    t, c, lq = profile_arrays(days, values, lloq)
     with np.errstate(invalid="ignore"):
         is_q = (c > 0) & ~(c < lq)
         cens = ~is_q & (lq > 0)

@@ -55,6 +55,7 @@ from cartrial.kinetics._groups import (
     last_in_group,
     within_group_cumsum,
 )
+from cartrial.kinetics._obs import profile_arrays
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -316,21 +317,7 @@ def nca(
     n_quantifiable, n_blq, last_sample_day, lambda_z, half_life, lambda_z_start, lambda_z_end,
     lambda_z_n_points, r_squared, adj_r_squared`` (definitions in the module docstring).
     """
-    t = np.asarray(days, dtype=float).ravel()
-    c = np.asarray(values, dtype=float).ravel()
-    if t.shape != c.shape:
-        raise ValueError(f"days ({t.size}) and values ({c.size}) differ in length")
-    if lloq is None:
-        lq = np.full(t.shape, np.nan)
-    else:
-        lq_in = np.asarray(lloq, dtype=float)
-        if lq_in.ndim and lq_in.size != t.size:
-            raise ValueError(f"lloq has {lq_in.size} values for {t.size} samples")
-        lq = np.broadcast_to(lq_in.ravel() if lq_in.ndim else lq_in, t.shape).astype(float)
-    keep = ~np.isnan(t) & ~np.isnan(c) & (t >= 0)
-    t, c, lq = t[keep], c[keep], lq[keep]
-    order = np.argsort(t, kind="stable")
-    t, c, lq = t[order], c[order], lq[order]
+    t, c, lq = profile_arrays(days, values, lloq)
     if (c < 0).any():
         raise ValueError(f"negative value {c[c < 0][0]} on day {t[c < 0][0]:g}; expected >= 0")
     if (np.diff(t) == 0).any():

@@ -70,6 +70,19 @@ def _opt_bool(name: str, v: Any) -> bool | None:
     return v
 
 
+def _checklist(rule: str, source: str, checks: list[tuple[str, bool | None, str]]) -> Advice:
+    """Advice from a list of (item, met, text) checks: False when any item is not met,
+    None when none failed but some are unknown (those are ``missing``), else True."""
+    reasons = tuple(
+        f"{'met' if ok else 'NOT met' if ok is False else 'unknown'}: {txt}"
+        for _, ok, txt in checks
+    )
+    missing = tuple(n for n, ok, _ in checks if ok is None)
+    failed = any(ok is False for _, ok, _ in checks)
+    result = False if failed else (None if missing else True)
+    return Advice(rule, source, result, reasons, () if failed else missing)
+
+
 # -- eligibility -----------------------------------------------------------------------
 
 
@@ -126,14 +139,7 @@ def trial_eligibility(
             "organ failure" if org else "no organ failure",
         )
     )
-    reasons = tuple(
-        f"{'met' if ok else 'NOT met' if ok is False else 'unknown'}: {txt}"
-        for _, ok, txt in checks
-    )
-    missing = tuple(n for n, ok, _ in checks if ok is None)
-    failed = any(ok is False for _, ok, _ in checks)
-    result = False if failed else (None if missing else True)
-    return Advice("cd7_cart_trial_eligibility", PATHWAY, result, reasons, () if failed else missing)
+    return _checklist("cd7_cart_trial_eligibility", PATHWAY, checks)
 
 
 def all_in_one_sct_eligibility(
@@ -163,19 +169,8 @@ def all_in_one_sct_eligibility(
         ("cart_detectable", cart, "CAR-T cells detectable"),
         ("prior_allo_sct", None if prior is None else not prior, "no prior allo-SCT"),
     ]
-    reasons = tuple(
-        f"{'met' if ok else 'NOT met' if ok is False else 'unknown'}: {txt}"
-        for _, ok, txt in checks
-    )
-    missing = tuple(n for n, ok, _ in checks if ok is None)
-    failed = any(ok is False for _, ok, _ in checks)
-    result = False if failed else (None if missing else True)
-    return Advice(
-        "all_in_one_sct_candidate",
-        "Hu 2024 N Engl J Med 390:1467; " + PATHWAY,
-        result,
-        reasons,
-        () if failed else missing,
+    return _checklist(
+        "all_in_one_sct_candidate", "Hu 2024 N Engl J Med 390:1467; " + PATHWAY, checks
     )
 
 

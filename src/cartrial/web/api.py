@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -22,18 +21,10 @@ from cartrial.store.audit import audit_for_patient
 from cartrial.store.users import Principal, authenticate, create_user, principal
 from cartrial.store.validation import SPECS
 from cartrial.web import service as svc
-from cartrial.web.app import api_user, check_csrf, csrf_token, open_db, session_user
+from cartrial.web.app import api_user, check_csrf, csrf_token, get_db, session_user
 
 router = APIRouter(prefix="/api", tags=["api"])
 Table = Literal["events", "adverse_events", "observations"]
-
-
-def get_db(request: Request) -> Iterator[Any]:
-    db = open_db(request)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def get_user(request: Request, db: Annotated[Any, Depends(get_db)]) -> Principal:

@@ -22,6 +22,7 @@ import hashlib
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,15 @@ def state_of(request: Request) -> AppState:
 
 def open_db(request: Request) -> Session:
     return state_of(request).sessions()
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: a database session for one request, closed afterwards."""
+    db = open_db(request)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def csrf_token(request: Request) -> str:

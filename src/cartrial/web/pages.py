@@ -5,7 +5,6 @@ session's CSRF token; validation messages are shown beside the fields."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,8 +15,8 @@ from cartrial.store.users import Principal, authenticate, principal
 from cartrial.web import service as svc
 from cartrial.web.app import (
     check_csrf,
+    get_db,
     login_redirect,
-    open_db,
     page_context,
     session_user,
     state_of,
@@ -34,14 +33,6 @@ RECORD_FORMS = {
 }
 CART_ANALYTES = ("cart_flow", "cart_qpcr")
 TNK_ANALYTES = ("cd3", "cd7_t", "cd7neg_t", "nk", "cd7_nk", "cd7neg_nk")
-
-
-def get_db(request: Request) -> Iterator[Any]:
-    db = open_db(request)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 Db = Annotated[Any, Depends(get_db)]
@@ -195,9 +186,7 @@ async def add_record(patient_id: str, table: str, request: Request, db: Db) -> R
             svc.create_record(db, who, table, patient_id, data, form.get("reason") or None)
         else:
             raise svc.NotFound(f"unknown form {table!r}")
-    except svc.NotFound as exc:
-        return _error(request, who, exc)
-    except svc.Forbidden as exc:
+    except (svc.NotFound, svc.Forbidden) as exc:
         return _error(request, who, exc)
     except svc.ServiceError as exc:
         db.rollback()

@@ -205,6 +205,19 @@ def create_record(
     return rec
 
 
+def _record_to_change(
+    db: Session, who: Principal, table: str, record_id: int, version: int | None
+) -> Any:
+    """The record an update or delete acts on, after the write-access, table and
+    version checks (``version`` must be the version the user last saw)."""
+    _need_write(who)
+    if table not in CHILD_MODELS:
+        raise NotFound(f"unknown table {table!r}")
+    rec = get_record(db, who, table, record_id)
+    _check_version(rec, version, table, record_id)
+    return rec
+
+
 def update_record(
     db: Session,
     who: Principal,
@@ -215,11 +228,7 @@ def update_record(
     reason: str | None = None,
 ) -> Any:
     """Change fields of a record; ``version`` must be the version the user last saw."""
-    _need_write(who)
-    if table not in CHILD_MODELS:
-        raise NotFound(f"unknown table {table!r}")
-    rec = get_record(db, who, table, record_id)
-    _check_version(rec, version, table, record_id)
+    rec = _record_to_change(db, who, table, record_id, version)
     values, errors = validate(table, data, partial=True)
     if not errors:
         merged = {k: getattr(rec, k) for k in TIME_COLUMN.values() if hasattr(rec, k)}
@@ -239,11 +248,7 @@ def delete_record(
     db: Session, who: Principal, table: str, record_id: int, version: int | None,
     reason: str | None = None,
 ) -> None:
-    _need_write(who)
-    if table not in CHILD_MODELS:
-        raise NotFound(f"unknown table {table!r}")
-    rec = get_record(db, who, table, record_id)
-    _check_version(rec, version, table, record_id)
+    rec = _record_to_change(db, who, table, record_id, version)
     db.delete(rec)
     _commit(db, reason)
 
