@@ -50,6 +50,9 @@ COLUMNS = [
     "cause",
 ]
 PROGRESSION_EVENTS = ("relapse", "progression")
+#: same-day ties: relapse, then progression, then death (a death on the day of relapse
+#: follows it); other kinds after these, then file order
+TIE_ORDER = {"relapse": 0, "progression": 1, "death": 2}
 RESPONSE_RANK = {
     "CR": 0,
     "CRh": 1,
@@ -97,10 +100,9 @@ def _src(df: pd.DataFrame) -> pd.Series:
 def _first(events: pd.DataFrame, kinds: tuple[str, ...] | list[str]) -> pd.DataFrame:
     """Each patient's earliest event of the given kinds: day and source pointer."""
     sub = events[events["event"].isin(list(kinds)) & events["day"].notna()].copy()
-    # same-day ties: relapse/progression before death (a death on the day of relapse
-    # follows it), then file order, so the result never depends on row order alone
-    sub["_tie"] = (sub["event"] == "death").astype(int)
-    sub = sub.sort_values(["day", "_tie", "event", "source_file", "source_row"], kind="stable")
+    # same-day ties by TIE_ORDER, then file order: never row order alone
+    sub["_tie"] = sub["event"].map(TIE_ORDER).fillna(len(TIE_ORDER))
+    sub = sub.sort_values(["day", "_tie", "source_file", "source_row"], kind="stable")
     sub = sub.drop_duplicates("patient_id")
     return pd.DataFrame(
         {
