@@ -140,16 +140,3 @@ def pdf_table_pages(pdf, item: TableItem) -> None:
                      va="bottom")
         pdf.savefig(fig)
 
-
-def pdf_image_page(pdf, png_path, source_fig) -> None:
-    """One PDF page showing a figure's PNG at the figure's own size."""
-    import matplotlib.image as mpimg
-    from matplotlib.figure import Figure
-
-    img = mpimg.imread(png_path)
-    w, h = source_fig.get_size_inches()
-    page = Figure(figsize=(w, h))
-    ax = page.add_axes((0, 0, 1, 1))
-    ax.imshow(img, interpolation="none")
-    ax.set_axis_off()
-    pdf.savefig(page)
