@@ -249,6 +249,10 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
     ongoing = lanes[lanes["ongoing"].astype(bool)]
     ax.plot(ongoing["end"] + 0.012 * t_max, ongoing["lane"], ls="none", marker=">", ms=4,
             color="#333333", label="ongoing follow-up")
+    lost = lanes[lanes["lost"].astype(bool)]
+    if len(lost):
+        ax.plot(lost["end"], lost["lane"], ls="none", marker="|", ms=7, mew=1.4,
+                color="#333333", label="lost to follow-up / withdrawn")
     lane_of = lanes.set_index("patient_id")["lane"]
     mk = markers[markers["patient_id"].isin(lane_of.index)].copy()
     mk["time"] = mk["day"].astype(float) / scale
@@ -270,7 +274,7 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
     data = lanes.drop(columns=["_g"]).reset_index(drop=True)
     return Drawn(name, "Swimmer plot", fig, data, {"markers": mk.reset_index(drop=True)},
                  caption="Lanes from infusion to last follow-up (arrow: alive, follow-up "
-                         "ongoing); grouped by consolidation SCT and sorted by follow-up. "
+                         "ongoing; bar: lost to follow-up or withdrawn); grouped by consolidation SCT and sorted by follow-up. "
                          "Response markers at the day-28–30 assessment; relapse open "
                          "triangle = CD7-negative, filled = CD7-positive.")
 
