@@ -252,7 +252,7 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
     lost = lanes[lanes["lost"].astype(bool)]
     if len(lost):
         ax.plot(lost["end"], lost["lane"], ls="none", marker="|", ms=7, mew=1.4,
-                color="#333333", label="lost to follow-up / withdrawn")
+                color="#333333", label="lost to follow-up")
     lane_of = lanes.set_index("patient_id")["lane"]
     mk = markers[markers["patient_id"].isin(lane_of.index)].copy()
     mk["time"] = mk["day"].astype(float) / scale
