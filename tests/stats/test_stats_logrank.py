@@ -186,3 +186,21 @@ def test_property_p_value_in_unit_interval_and_label_invariance(data, rnd):
     names = np.array(["zeta", "alpha", "mid"])[g]
     other = logrank_test(t[order], e[order], names[order])
     assert other.statistic == pytest.approx(res.statistic, rel=1e-9, abs=1e-12)
+
+
+def test_weights_argument_is_the_same_choice_as_weighting():
+    """``weights=("fh", rho, gamma)`` (the issue's spelling) equals weighting="fh"."""
+    rng = np.random.default_rng(7)
+    t = rng.integers(1, 100, 80).astype(float)
+    e = rng.integers(0, 2, 80)
+    g = np.repeat([0, 1], 40)
+    a = logrank_test(t, e, g, weights=("fh", 1.0, 0.5))
+    b = logrank_test(t, e, g, weighting="fh", rho=1.0, gamma=0.5)
+    assert a.statistic == b.statistic and a.p_value == b.p_value
+    assert logrank_test(t, e, g, weights=None).p_value == logrank_test(t, e, g).p_value
+    assert (
+        logrank_test(t, e, g, weights="tarone-ware").p_value
+        == logrank_test(t, e, g, weighting="tarone-ware").p_value
+    )
+    with pytest.raises(ValueError, match="weights must be"):
+        logrank_test(t, e, g, weights=("fh", 1.0))

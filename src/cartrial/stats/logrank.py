@@ -151,15 +151,29 @@ def logrank_test(
     weighting: Weighting = "logrank",
     rho: float = 0.0,
     gamma: float = 0.0,
+    weights: Any = None,
 ) -> LogRankTest:
     """Compare survival of k groups: (stratified, optionally weighted) log-rank test.
 
     ``group``/``strata``: labels of any hashable type (missing labels raise).
     ``weighting``: ``"logrank"``, ``"fh"`` (with ``rho``, ``gamma`` >= 0),
-    ``"gehan-breslow"`` or ``"tarone-ware"``.  ``observed``/``expected`` are the
-    weighted sums (plain event counts for the log-rank test), as R ``survdiff``.
-    Formulas and sources in the module docstring.
+    ``"gehan-breslow"`` or ``"tarone-ware"``.  ``weights`` is the same choice in one
+    argument: None, a weighting name, or ``("fh", rho, gamma)`` — Fleming–Harrington
+    G(rho, gamma) weights S(t-)^rho (1 - S(t-))^gamma (Harrington & Fleming 1982).
+    ``observed``/``expected`` are the weighted sums (plain event counts for the log-rank
+    test), as R ``survdiff``. Formulas and sources in the module docstring.
     """
+    if weights is not None:
+        if weighting != "logrank" or rho != 0.0 or gamma != 0.0:
+            raise ValueError("give either weights= or weighting=/rho=/gamma=, not both")
+        if isinstance(weights, str):
+            weighting = weights
+        elif isinstance(weights, tuple | list) and len(weights) == 3 and weights[0] == "fh":
+            weighting, rho, gamma = "fh", float(weights[1]), float(weights[2])
+        else:
+            raise ValueError(
+                f"weights must be None, one of {WEIGHTINGS}, or ('fh', rho, gamma); got {weights!r}"
+            )
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if weighting == "fh":
