@@ -139,3 +139,21 @@ def test_dataframe_and_mapping_input_and_missing_counts():
 def test_bad_series(days, values):
     with pytest.raises(GradingInputError):
         grade_icaht(days, values)
+
+
+def test_series_and_pairs_inputs_equal_days_and_values():
+    """A Series indexed by day, (day, value) pairs and a mapping grade the same."""
+    import pandas as pd
+
+    from cartrial.grading import grade_icaht
+
+    days = [0, 5, 10, 15, 20, 25, 30]
+    anc = [0.1, 0.05, 0.3, 0.4, 0.6, 1.2, 2.0]
+    ref = grade_icaht(days, anc)
+    for form in (
+        pd.Series(anc, index=days),
+        list(zip(days, anc, strict=True)),
+        dict(zip(days, anc, strict=True)),
+    ):
+        got = grade_icaht(form)
+        assert (got.early.grade, got.late.grade) == (ref.early.grade, ref.late.grade)

@@ -70,12 +70,26 @@ def _canonical_unit(unit: str) -> str:
 
 def _series(days: Any, anc: Any) -> tuple[np.ndarray, np.ndarray]:
     """Accept (days, values), a DataFrame (day + anc/value columns, or a long
-    observations table with analyte == 'anc') or a {day: value} mapping."""
+    observations table with analyte == 'anc'), a {day: value} mapping, a pandas Series
+    indexed by day, or a sequence of (day, value) pairs."""
     if anc is None:
         if isinstance(days, dict):
             d = np.array(list(days.keys()), dtype=float)
             v = np.array(list(days.values()), dtype=float)
             return d, v
+        if (
+            getattr(days, "columns", None) is None
+            and hasattr(days, "index")
+            and hasattr(days, "to_numpy")
+        ):  # a Series indexed by day
+            return np.asarray(days.index, dtype=float), days.to_numpy(dtype=float)
+        if (
+            isinstance(days, list | tuple)
+            and days
+            and all(isinstance(p, list | tuple) and len(p) == 2 for p in days)
+        ):
+            pairs = np.asarray(days, dtype=float)
+            return pairs[:, 0], pairs[:, 1]
         cols = getattr(days, "columns", None)
         if cols is None:
             raise GradingInputError(
