@@ -457,3 +457,13 @@ def split_by(codes: np.ndarray, k: int) -> Sequence[np.ndarray]:
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(k + 1))
     return [order[bounds[s] : bounds[s + 1]] for s in range(k)]
+
+
+def check_groups(group: Any, strata: Any, **arrays: np.ndarray) -> tuple[Factor, Factor | None]:
+    """Factorise ``group`` (>= 2 levels) and optional ``strata``; check every length agrees."""
+    g = factorize(group, "group")
+    s = None if strata is None else factorize(strata, "strata")
+    check_lengths(**arrays, group=g.codes, **({} if s is None else {"strata": s.codes}))
+    if g.levels.size < 2:
+        raise ValueError(f"group must have at least two distinct values, got {list(g.levels)}")
+    return g, s

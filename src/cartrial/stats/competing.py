@@ -324,16 +324,8 @@ def gray_test(
         raise ValueError(f"rho must be >= 0, got {rho!r}")
     t = K.check_times(time, "time")
     c = K.check_codes(cause, "cause")
-    g = K.factorize(group, "group")
-    arrays = {"time": t, "cause": c, "group": g.codes}
-    st = None
-    if strata is not None:
-        st = K.factorize(strata, "strata")
-        arrays["strata"] = st.codes
-    K.check_lengths(**arrays)
+    g, st = K.check_groups(group, strata, time=t, cause=c)
     n_groups = g.levels.size
-    if n_groups < 2:
-        raise ValueError(f"group must have at least two distinct values, got {list(g.levels)}")
     if not (c == cause_of_interest).any():
         raise ValueError(f"cause_of_interest={cause_of_interest!r} does not occur in cause")
     other = (c > 0) & (c != cause_of_interest)

@@ -42,9 +42,15 @@ WEIGHTINGS: tuple[str, ...] = ("logrank", "fh", "gehan-breslow", "tarone-ware")
 
 
 def chi2_sf(statistic: float, df: int) -> float:
-    """Upper tail of the chi-square distribution (NaN when df = 0)."""
+    """Upper tail of the chi-square distribution (NaN when df = 0).
+
+    A negative statistic (possible for Gray's test in degenerate small samples, as R
+    cmprsk computes it too) gets p = 1, as R's ``pchisq(stat, df, lower.tail = FALSE)``.
+    """
     if df <= 0:
         return float("nan")
+    if statistic < 0:
+        return 1.0
     from scipy.special import chdtrc
 
     return float(chdtrc(df, statistic))
@@ -183,16 +189,8 @@ def logrank_test(
         raise ValueError("rho/gamma apply only to weighting='fh'")
     t = K.check_times(time, "time")
     e = K.check_binary(event, "event")
-    g = K.factorize(group, "group")
-    arrays = {"time": t, "event": e, "group": g.codes}
-    s = None
-    if strata is not None:
-        s = K.factorize(strata, "strata")
-        arrays["strata"] = s.codes
-    K.check_lengths(**arrays)
+    g, s = K.check_groups(group, strata, time=t, event=e)
     k = g.levels.size
-    if k < 2:
-        raise ValueError(f"group must have at least two distinct values, got {list(g.levels)}")
     sizes = np.zeros(k)
     observed = np.zeros(k)
     expected = np.zeros(k)
