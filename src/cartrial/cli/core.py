@@ -145,7 +145,10 @@ def km(
         f"{endpoint.upper()}: {int(rows['event'].sum())} events / {len(rows)} patients "
         f"(CI transform {conf_type}, Greenwood)"
     )
-    typer.echo(f"  median {med:.1f} months (95% CI {lo:.1f}–{hi:.1f})")
+    def show(x: float) -> str:
+        return "not reached" if x == float("inf") else "NA" if x != x else f"{x:.1f}"
+
+    typer.echo(f"  median {show(med)} months (95% CI {show(lo)}–{show(hi)})")
     for t in at or [12.0, 24.0]:
         s, lo_t, hi_t = fit.survival_at(t)
         typer.echo(f"  {t:g} months: {100 * s:.1f}% (95% CI {100 * lo_t:.1f}–{100 * hi_t:.1f})")
