@@ -288,3 +288,22 @@ def test_dates_missing_without_infusion_date():
     assert adam["ADTTE"]["ADT"].isna().all() and (adam["ADTTE"]["AVAL"] == 10).all()
     assert isinstance(adam["ADSL"]["DTHDAY"].iloc[0], float | np.floating)
     assert dt.date  # dates are simply absent, never invented
+
+
+def test_round_trip_keeps_a_response_ending_progression_after_an_earlier_relapse():
+    """Relapse on day 0, CR on day 1, progression on day 1: DOR ends with the progression.
+
+    ADSL holds only the first relapse (day 0); the DOR event must survive the round trip.
+    """
+    cohort = cohort_from_frames(
+        pd.DataFrame({"patient_id": ["R0"]}),
+        pd.DataFrame({"patient_id": ["R0"] * 3, "day": [1.0, 0.0, 1.0],
+                      "event": ["response", "relapse", "progression"],
+                      "response": ["CR", None, None]}),
+    )
+    before = derive_endpoints(cohort)
+    after = derive_endpoints(cohort_from_adam(build_adam(cohort)))
+    dor_before = before[before["endpoint"] == "DOR"].iloc[0]
+    dor_after = after[after["endpoint"] == "DOR"].iloc[0]
+    assert (dor_before["time_days"], dor_before["event"]) == (0.0, 1)  # by the definition
+    assert (dor_after["time_days"], dor_after["event"]) == (0.0, 1)

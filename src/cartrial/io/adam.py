@@ -636,8 +636,9 @@ def build_adam(
 def cohort_from_adam(adam: dict[str, pd.DataFrame], source: str = "adam") -> Cohort:
     """Rebuild patients, events, adverse events and observations from ADaM datasets.
 
-    Events come from ADRS ``OVRLRESP`` (every assessment) and ADSL's first relapse /
-    progression, SCT, new therapy, death and last-known-alive days — all that the
+    Events come from ADRS ``OVRLRESP`` (every assessment), ADSL's first relapse /
+    progression, SCT, new therapy, death and last-known-alive days, and the relapse or
+    progression that ended a response (ADTTE DOR's event day) — all that the
     endpoint definitions use, so ``derive_endpoints`` of the result equals that of the
     original cohort (source pointers aside). Uses the day-0 ``*DAY``/``ADYPUB`` columns,
     so it works on de-identified exports in either date mode.
@@ -694,6 +695,16 @@ def cohort_from_adam(adam: dict[str, pd.DataFrame], source: str = "adam") -> Coh
         for col, var in extra.items():
             ev[col] = sub[var]
         rows.append(ev)
+    adtte = adam.get("ADTTE")
+    if adtte is not None and len(adtte) and "STARTDAY" in adtte.columns:
+        # a relapse/progression that ends a response may come after an earlier one (which
+        # ADSL's first-relapse day holds): rebuild it from DOR's event day
+        dor = adtte[(adtte["PARAMCD"] == "DOR") & (adtte["CNSR"] == 0)
+                    & adtte["EVNTDESC"].isin(["relapse", "progression"])]
+        if len(dor):
+            rows.append(pd.DataFrame({"patient_id": dor["SUBJID"].astype(str),
+                                      "day": dor["STARTDAY"] + dor["AVAL"],
+                                      "event": dor["EVNTDESC"]}))
     events = pd.concat(rows, ignore_index=True) if rows else None
     adverse = None
     adae = adam.get("ADAE")
