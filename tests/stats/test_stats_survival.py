@@ -144,12 +144,16 @@ def test_median_bands_match_lifelines_median_of_interval_curves(seed):
     from lifelines import KaplanMeierFitter
     from lifelines.utils import median_survival_times
 
-    t, e = random_survival(seed)
-    km = kaplan_meier(t, e)
-    rows = km.n_event > 0
-    curves = np.concatenate([km.survival[rows], km.lower[rows], km.upper[rows]])
-    if np.isclose(curves, 0.5, atol=1e-9).any():
-        pytest.skip("a curve is flat exactly at 0.5: R's midpoint rule differs from lifelines")
+    # lifelines takes the first time a curve reaches 0.5; R (and cartrial) take the
+    # midpoint where a curve is flat exactly at 0.5 (checked against R elsewhere). So this
+    # comparison uses the first dataset from this seed on where no curve sits at 0.5.
+    for attempt in range(100):
+        t, e = random_survival(seed + 1000 * attempt)
+        km = kaplan_meier(t, e)
+        rows = km.n_event > 0
+        curves = np.concatenate([km.survival[rows], km.lower[rows], km.upper[rows]])
+        if not np.isclose(curves, 0.5, atol=1e-9).any():
+            break
     ref = KaplanMeierFitter().fit(t, e)
     lo, hi = median_survival_times(ref.confidence_interval_).to_numpy()[0]
     med = km.median(ci_method="bands")
