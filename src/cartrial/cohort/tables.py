@@ -218,21 +218,17 @@ def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> No
     unit_lookup = vocab.build_lookup(vocab.UNIT_ALIASES)
     text = raw["unit"].fillna("").astype(str).str.strip()
     missing = is_missing(raw["unit"])
-    canon = text.map(lambda u: unit_lookup.get(vocab._key(u)) or u)
+    canon = text.map({u: unit_lookup.get(vocab._key(u)) or u for u in pd.unique(text)})
     analyte = typed["analyte"]
-    # decide once per distinct (analyte, unit) pair, then broadcast
+    # decide once per distinct (analyte, unit) pair, then broadcast back to the rows
     pairs = pd.DataFrame({"a": analyte.astype(object), "u": canon.astype(object)})
-    allowed_units = {
-        (a, u): (
-            a in vocab.ANALYTES
-            and vocab.ANALYTES[a][1] is not None
-            and u not in vocab.ANALYTES[a][1]
-        )
-        for a, u in pairs.drop_duplicates().itertuples(index=False)
-    }
-    bad = ~missing & np.array(
-        [allowed_units[k] for k in zip(pairs["a"], pairs["u"], strict=True)], dtype=bool
-    )
+    distinct = pairs.drop_duplicates().copy()
+    distinct["wrong"] = [
+        a in vocab.ANALYTES and vocab.ANALYTES[a][1] is not None and u not in vocab.ANALYTES[a][1]
+        for a, u in distinct.itertuples(index=False)
+    ]
+    wrong = pairs.merge(distinct, on=["a", "u"], how="left")["wrong"].to_numpy(dtype=bool)
+    bad = ~missing & wrong
     for i in np.flatnonzero(bad):
         a = analyte.iloc[i]
         out.problems.append(
@@ -377,10 +373,9 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
         df["derived"] = df["derived"].fillna(False)
     if table == "observations":
         words = df["value_text"].notna().to_numpy()
-        categorical = df["analyte"].isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy()
         empty = df["value"].isna().to_numpy() & ~words & ~_already_reported(out, rows, "value")
         out.add_rows(
-            empty & ~categorical | empty & categorical,
+            empty,
             "value",
             df["value"].astype("string").fillna(""),
             "a value",
