@@ -19,41 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SCHEDULE_30 = np.array(
-    [
-        0,
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-        9,
-        10,
-        11,
-        12,
-        14,
-        16,
-        18,
-        21,
-        24,
-        28,
-        35,
-        42,
-        56,
-        70,
-        90,
-        120,
-        150,
-        180,
-        240,
-        300,
-        365,
-    ],
-    float,
-)
+from cartrial.kinetics.model import DENSE_SCHEDULE_30 as SCHEDULE_30
 
 
 def synthetic_observations(n: int, n_samples: int, seed: int) -> tuple[pd.DataFrame, dict]:

@@ -12,6 +12,7 @@ from scipy.optimize import approx_fprime
 
 from cartrial.kinetics import model as M
 from cartrial.kinetics.model import (
+    DENSE_SCHEDULE_30,
     PARAM_NAMES,
     TYPICAL_TISAGENLECLEUCEL,
     fit_multiphasic,
@@ -22,41 +23,7 @@ from cartrial.kinetics.model import (
 )
 
 REALISTIC_DAYS = np.array([0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365], float)
-DENSE_DAYS = np.array(
-    [
-        0,
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-        9,
-        10,
-        11,
-        12,
-        14,
-        16,
-        18,
-        21,
-        24,
-        28,
-        35,
-        42,
-        56,
-        70,
-        90,
-        120,
-        150,
-        180,
-        240,
-        300,
-        365,
-    ],
-    float,
-)
+DENSE_DAYS = DENSE_SCHEDULE_30
 
 
 def test_closed_form_auc_typical_tisagenlecleucel():

@@ -63,6 +63,44 @@ TYPICAL_TISAGENLECLEUCEL: dict[str, float] = {
     "fb": 0.0079,
     "beta": 0.0032,
 }
+
+#: a dense 30-sample schedule (days 0-365) on which every model parameter is
+#: recoverable; used by the recovery tests and the kinetics benchmark
+DENSE_SCHEDULE_30 = np.array(
+    [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        12,
+        14,
+        16,
+        18,
+        21,
+        24,
+        28,
+        35,
+        42,
+        56,
+        70,
+        90,
+        120,
+        150,
+        180,
+        240,
+        300,
+        365,
+    ],
+    float,
+)
 TYPICAL_SIGMA = 0.56
 MIN_QUANTIFIABLE = 5
 _LOG_2PI_HALF = 0.5 * math.log(2.0 * math.pi)
