@@ -68,6 +68,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes for the model fits")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-model", action="store_true", help="time the NCA only")
+    ap.add_argument(
+        "--ci",
+        default="auto",
+        choices=["auto", "wald", "profile"],
+        help="interval method of the fits (auto: profile likelihood for Tmax, Wald otherwise)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the timings here")
     args = ap.parse_args()
 
@@ -99,12 +105,12 @@ def main() -> None:
     }
     if not args.no_model:
         t0 = time.perf_counter()
-        fits = fit_table(obs, "cart_qpcr", n_jobs=args.jobs)
+        fits = fit_table(obs, "cart_qpcr", n_jobs=args.jobs, ci=args.ci)
         t_fit = time.perf_counter() - t0
         est = fits["estimable"].astype(bool)
         print(
             f"model fits:       {t_fit:8.2f} s  ({1e3 * t_fit / args.patients:.1f} ms/patient "
-            f"on {args.jobs} process(es)); estimable {int(est.sum())}/{len(fits)}"
+            f"on {args.jobs} process(es), ci={args.ci}); estimable {int(est.sum())}/{len(fits)}"
         )
         errs = {
             k: float(np.median(np.abs(fits.loc[est, k].to_numpy() / truth[k][est.to_numpy()] - 1)))

@@ -1,12 +1,16 @@
 """Load benchmark of the web app: N simulated users on 127.0.0.1 for a bounded time.
 
-Each user logs in once (session cookie), then repeatedly reads a patient page
-(GET /patients/{id}, server-rendered with the SVG timeline and curves) and saves a
+Each user logs in once (session cookie), then repeatedly reads a patient page three
+times (GET /patients/{id}, server-rendered with the SVG timeline and curves) and saves a
 bedside assessment (POST /api/patients/{id}/assessments: validation, ASTCT grading,
-audit entry, commit). Reports throughput and p50/p95 latency per operation, for SQLite
-and PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
+automatic-query rules, hash-chained audit entry, commit), pausing ``--think`` seconds
+(exponentially distributed, mean) between requests as a person reading the page does;
+``--think 0`` gives the closed-loop worst case. Afterwards every acknowledged save is
+looked up in the database (counted). Reports throughput and p50/p95 latency per
+operation, for SQLite and PostgreSQL (skipped when no server answers at 127.0.0.1:5432).
+Loopback only; bounded in users (<= 200) and time (<= 300 s).
 
-    python benchmarks/bench_web.py --users 20 --duration 15
+    python benchmarks/bench_web.py --users 50 --duration 30 --think 1
 """
 
 from __future__ import annotations
@@ -54,21 +58,35 @@ def prepare(url: str, n_patients: int, users: int, workdir: Path) -> None:
     engine.dispose()
 
 
-def run_user(base: str, i: int, n_patients: int, stop: float, out: dict[str, list[float]],
-             errors: list[str]) -> None:
+def run_user(base: str, i: int, n_patients: int, duration: float, think: float,
+             out: dict[str, list[float]], errors: list[str], acked: list[int],
+             ready: threading.Barrier, clock: list[float]) -> None:
+    rng = np.random.default_rng(i)
+
+    def pause() -> None:
+        if think > 0:
+            time.sleep(min(float(rng.exponential(think)), 5 * think))
+
     with httpx.Client(base_url=base, timeout=30) as c:
         token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
         r = c.post("/login", data={"username": f"user{i}", "password": PASSWORD,
                                    "csrf_token": token})
         csrf = c.get("/api/session").json()["csrf_token"]
-        rng = np.random.default_rng(i)
+        # log-ins (argon2, deliberately slow) are the warm-up: measure from here
+        if ready.wait() == 0:
+            clock.append(time.perf_counter())
+        ready.wait()
+        stop = clock[0] + duration
+        time.sleep(float(rng.uniform(0, think)))  # users do not start in step
         while time.perf_counter() < stop:
             pid = f"P{int(rng.integers(1, n_patients + 1)):05d}"
-            t0 = time.perf_counter()
-            r = c.get(f"/patients/{pid}")
-            out["read patient page"].append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                errors.append(f"GET {pid}: {r.status_code}")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                r = c.get(f"/patients/{pid}")
+                out["read patient page"].append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors.append(f"GET {pid}: {r.status_code}")
+                pause()
             body = {"day": float(rng.integers(1, 14)), "temperature_c": 38.5,
                     "hypotension": True, "vasopressors": 0, "oxygen": "low_flow",
                     "ice_score": int(rng.integers(0, 11)), "consciousness": "alert"}
@@ -78,17 +96,36 @@ def run_user(base: str, i: int, n_patients: int, stop: float, out: dict[str, lis
             out["save assessment"].append(time.perf_counter() - t0)
             if r.status_code != 201:
                 errors.append(f"POST {pid}: {r.status_code} {r.text[:100]}")
+            else:
+                acked.append(r.json()["id"])
+            pause()
 
 
-def bench(url: str, label: str, users: int, duration: float, n_patients: int) -> None:
+def saved_ids(url: str) -> set[int]:
+    from sqlalchemy import select
+
+    from cartrial.store import make_engine
+    from cartrial.store.models import Assessment
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        ids = set(conn.scalars(select(Assessment.id)))
+    engine.dispose()
+    return ids
+
+
+def bench(url: str, label: str, users: int, duration: float, n_patients: int,
+          think: float, workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if url == "sqlite":
             url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         prepare(url, n_patients, users, Path(tmp))
         port = free_port()
-        env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD}
+        env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
+               "CARTRIAL_SECRET_FILE": str(Path(tmp) / "secret")}
         proc = subprocess.Popen([sys.executable, "-m", "cartrial", "serve", "--db", url,
-                                 "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                 "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", str(workers)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=None)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -100,21 +137,24 @@ def bench(url: str, label: str, users: int, duration: float, n_patients: int) ->
                     time.sleep(0.1)
             out: dict[str, list[float]] = {"read patient page": [], "save assessment": []}
             errors: list[str] = []
-            stop = time.perf_counter() + duration
-            threads = [threading.Thread(target=run_user,
-                                        args=(base, i, n_patients, stop, out, errors))
-                       for i in range(users)]
-            t0 = time.perf_counter()
+            acked: list[int] = []
+            ready = threading.Barrier(users)
+            clock: list[float] = []
+            threads = [threading.Thread(target=run_user, args=(
+                base, i, n_patients, duration, think, out, errors, acked, ready, clock))
+                for i in range(users)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            wall = time.perf_counter() - t0
+            wall = time.perf_counter() - clock[0]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"\n{label}: {users} users x {duration:g} s, {n_patients} patients "
-          f"(wall {wall:.1f} s, errors {len(errors)})")
+        missing = set(acked) - saved_ids(url)
+    print(f"\n{label}: {users} users x {duration:g} s, think {think:g} s, {workers} "
+          f"worker(s), {n_patients} patients (wall {wall:.1f} s, errors {len(errors)}, "
+          f"acknowledged saves {len(acked)}, missing afterwards {len(missing)})")
     print(f"  {'operation':<20} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for op, lat in out.items():
         a = np.asarray(lat) * 1000
@@ -130,18 +170,25 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--patients", type=int, default=200)
     ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--think", type=float, default=1.0,
+                    help="mean pause between a user's requests, s (0: closed loop)")
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
     args = ap.parse_args()
     if not 1 <= args.users <= 200 or not 1 <= args.duration <= 300:
         ap.error("--users must be 1-200 and --duration 1-300 s")
+    if not 0 <= args.think <= 30 or not 1 <= args.workers <= 8:
+        ap.error("--think must be 0-30 s and --workers 1-8")
+    extra = (args.think, args.workers)
     for backend in args.backends.split(","):
         if backend == "sqlite":
-            bench("sqlite", "SQLite", args.users, args.duration, args.patients)
+            bench("sqlite", "SQLite", args.users, args.duration, args.patients, *extra)
         elif backend == "postgres":
             from cartrial.store.testing import PostgresUnavailable, scratch_database
 
             try:
                 with scratch_database("postgres") as url:
-                    bench(url, "PostgreSQL", args.users, args.duration, args.patients)
+                    bench(url, "PostgreSQL", args.users, args.duration, args.patients,
+                          *extra)
             except PostgresUnavailable as exc:
                 print(f"\nPostgreSQL skipped: {exc}")
 

@@ -185,9 +185,10 @@ CASES: dict[str, Case] = {
         {"patients": PATIENTS, "observations": _obs("P1,7,cd3,5e8,cells/L")},
         (Expect("observations.csv", 2, "unit", "cells/L", "cells/uL"),),
     ),
-    "unit cells/uL for a 10^9/L analyte": Case(
-        {"patients": PATIENTS, "observations": _obs("P1,7,anc,1500,cells/uL")},
-        (Expect("observations.csv", 2, "unit", "cells/uL", "10^9/L"),),
+    # cells/uL is accepted for counts since issue 11 (converted to 10^9/L on load)
+    "unit mg/dL for a count analyte": Case(
+        {"patients": PATIENTS, "observations": _obs("P1,7,anc,1500,mg/dL")},
+        (Expect("observations.csv", 2, "unit", "mg/dL", "10^9/L"),),
     ),
     "unknown analyte": Case(
         {"patients": PATIENTS, "observations": _obs("P1,7,foo,5,cells/uL")},

@@ -6,10 +6,12 @@ Gooley 1999), written next to the data, never copied from cartrial's output:
 
 - OS: death of any cause; else censored at the last day known alive (latest day in any
   table: events, AE onset/resolution, observations).
-- PFS: earliest relapse/progression/death. EFS: as PFS, plus no objective response in the
-  window (default 0-35) = event at day 0 (option). DFS: only patients in CR/CRi/CRh in the
-  window. DOR: responders, from the first objective response.
-- CIR/NRM: first of relapse (cause 1) or death without relapse (cause 2); else cause 0.
+- Populations: only infused patients (SAF); a blank ``infused`` is missing, not infused.
+- PFS: earliest relapse/progression/death. EFS: as PFS, plus failure to reach CR/CRh/CRi
+  in the window (default 0-35) = event at day 0 (ELN 2022; a PR is a failure). DFS: only
+  patients in CR/CRi/CRh in the window. DOR: responders, from the first objective response.
+- CIR/NRM: among patients in CR/CRh/CRi: first of relapse (cause 1) or death without
+  relapse (cause 2); else cause 0.
 - censor_at_sct: SCT before the event censors PFS/EFS/DFS/DOR/CIR/NRM at SCT; OS never.
 """
 
@@ -26,7 +28,7 @@ from cartrial.endpoints import (
     last_known_alive,
 )
 
-# patients: P5 has a blank "infused" (analysed), P8 was not infused (excluded)
+# patients: P5 has a blank "infused" (missing: excluded), P8 was not infused (excluded)
 PATIENTS = """
 patient_id,infused,arm
 P1,yes,A
@@ -89,16 +91,12 @@ EXPECTED = {
     # P2: PR d28, last contact d200, but a CRP on d250 -> last known alive 250
     ("OS", "P2"): (250, 0),
     ("PFS", "P2"): (250, 0),
-    ("EFS", "P2"): (250, 0),
+    ("EFS", "P2"): (0, 1),  # PR is not CR/CRh/CRi: treatment failure at day 0
     ("DOR", "P2"): (250 - 28, 0),
-    ("CIR", "P2"): (250, 0),
-    ("NRM", "P2"): (250, 0),
     # P3: NR d28, death d60 -> EFS event at day 0 (no response)
     ("OS", "P3"): (60, 1),
     ("PFS", "P3"): (60, 1),
     ("EFS", "P3"): (0, 1),
-    ("CIR", "P3"): (60, 0),
-    ("NRM", "P3"): (60, 1),
     # P4: CRi d30, SCT d50, relapse d120, last contact d300
     ("OS", "P4"): (300, 0),
     ("PFS", "P4"): (120, 1),
@@ -107,12 +105,7 @@ EXPECTED = {
     ("DOR", "P4"): (120 - 30, 1),
     ("CIR", "P4"): (120, 1),
     ("NRM", "P4"): (120, 0),
-    # P5: CR only on day 60 (outside 0-35): not assessed, not a failure; last contact 90
-    ("OS", "P5"): (90, 0),
-    ("PFS", "P5"): (90, 0),
-    ("EFS", "P5"): (90, 0),
-    ("CIR", "P5"): (90, 0),
-    ("NRM", "P5"): (90, 0),
+    # P5: blank infused -> missing -> outside every population
     # P6: PR d14, CR d28, relapse d40, death d80; DOR from the first response (d14)
     ("OS", "P6"): (80, 1),
     ("PFS", "P6"): (40, 1),
@@ -125,8 +118,6 @@ EXPECTED = {
     ("OS", "P7"): (20, 0),
     ("PFS", "P7"): (20, 0),
     ("EFS", "P7"): (20, 0),
-    ("CIR", "P7"): (20, 0),
-    ("NRM", "P7"): (20, 0),
     # P9: CRh d28, death (GVHD) d200 without relapse
     ("OS", "P9"): (200, 1),
     ("PFS", "P9"): (200, 1),
@@ -136,8 +127,9 @@ EXPECTED = {
     ("CIR", "P9"): (200, 0),
     ("NRM", "P9"): (200, 1),
 }
-# competing-risk cause codes: 1 relapse first, 2 death without relapse, 0 censored
-CAUSE = {"P1": 1, "P2": 0, "P3": 2, "P4": 1, "P5": 0, "P6": 1, "P7": 0, "P9": 2}
+# competing-risk cause codes (CR population): 1 relapse first, 2 death without relapse
+CAUSE = {"P1": 1, "P4": 1, "P6": 1, "P9": 2}
+SAFETY = {"P1", "P2", "P3", "P4", "P6", "P7", "P9"}
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +192,10 @@ def test_each_row(table, key):
 
 def test_non_infused_patient_excluded(table):
     assert "P8" not in set(table["patient_id"])
-    assert set(table.loc[table["endpoint"] == "OS", "patient_id"]) == set(CAUSE)
+    assert "P5" not in set(table["patient_id"])  # blank infused is missing, never true
+    assert set(table.loc[table["endpoint"] == "OS", "patient_id"]) == SAFETY
+    for ep in ("CIR", "NRM"):
+        assert set(table.loc[table["endpoint"] == ep, "patient_id"]) == set(CAUSE)
 
 
 def test_dfs_only_complete_remissions(table):
@@ -231,7 +226,7 @@ def test_relapse_then_death_is_cir_event_and_nrm_competing(table):
     nrm = _get(table, "NRM", "P1")
     assert int(nrm["event"]) == 0 and int(nrm["cause"]) == 1
     assert "competing" in nrm["censor_desc"] and "relapse" in nrm["censor_desc"]
-    cir = _get(table, "CIR", "P3")
+    cir = _get(table, "CIR", "P9")
     assert "competing" in cir["censor_desc"] and "death" in cir["censor_desc"]
 
 
@@ -287,6 +282,8 @@ def test_censor_at_sct(cohort):
     base = derive_endpoints(cohort)
     for pid in ("P1", "P2", "P3", "P6", "P9"):
         for ep in ("OS", "PFS", "EFS", "CIR", "NRM"):
+            if (ep, pid) not in EXPECTED:
+                continue
             assert _get(t, ep, pid)["time_days"] == _get(base, ep, pid)["time_days"]
             assert _get(t, ep, pid)["event"] == _get(base, ep, pid)["event"]
 
@@ -295,7 +292,8 @@ def test_sct_after_relapse_does_not_censor(make_cohort_dir, tmp_path):
     folder = make_cohort_dir(
         tmp_path,
         patients="patient_id\nQ1\n",
-        events="patient_id,day,event\nQ1,100,relapse\nQ1,130,sct\nQ1,400,last_contact\n",
+        events="patient_id,day,event,response\nQ1,28,response,CR\nQ1,100,relapse,\n"
+        "Q1,130,sct,\nQ1,400,last_contact,\n",
     )
     t = derive_endpoints(load_cohort(folder), EndpointOptions(censor_at_sct=True))
     assert (float(_get(t, "PFS", "Q1")["time_days"]), int(_get(t, "PFS", "Q1")["event"])) == (
@@ -350,13 +348,13 @@ def test_dor_counts_only_events_after_the_first_response(make_cohort_dir, tmp_pa
 def test_same_day_relapse_and_death_does_not_depend_on_row_order(make_cohort_dir, tmp_path, order):
     """Relapse and death recorded on the same day: the competing-risk cause must not flip
     with the order of the rows in the file (relapse is the first failure: cause 1)."""
-    rows = ["Q1,90,relapse,", "Q1,90,death,relapse"]
+    rows = ["Q1,90,relapse,,", "Q1,90,death,relapse,"]
     if order == "death first":
         rows.reverse()
     folder = make_cohort_dir(
         tmp_path,
         patients="patient_id\nQ1\n",
-        events="patient_id,day,event,cause\n" + "\n".join(rows) + "\n",
+        events="patient_id,day,event,cause,response\nQ1,28,response,,CR\n" + "\n".join(rows) + "\n",
     )
     t = derive_endpoints(load_cohort(folder))
     cir, nrm = _get(t, "CIR", "Q1"), _get(t, "NRM", "Q1")
@@ -367,7 +365,7 @@ def test_same_day_relapse_and_death_does_not_depend_on_row_order(make_cohort_dir
 def test_endpoint_subset(cohort):
     t = derive_endpoints(cohort, endpoints=["os", "NRM"])
     assert set(t["endpoint"]) == {"OS", "NRM"}
-    assert len(t) == 2 * len(CAUSE)
+    assert len(t) == len(SAFETY) + len(CAUSE)
 
 
 def test_no_follow_up_recorded_is_day_zero(make_cohort_dir, tmp_path):

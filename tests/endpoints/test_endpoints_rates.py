@@ -49,11 +49,13 @@ R5,60,response,CR,negative
 R7,28,response,CR,negative
 R8,14,response,CRh,1e-5
 """
-# analysed (infused, R8 blank = infused): R1..R6, R8 -> n = 7; R7 excluded
-# ORR: R1 CR, R2 CRi, R3 PR, R8 CRh = 4; CR: R1 = 1; CR/CRi(/CRh): R1, R2, R8 = 3
-# MRD-negative CR/CRi: R1 (negative), R8 (1e-5 < 1e-4 -> negative) = 2
+# safety population (infused = yes): R1..R6 -> n = 6; R7 (no) and R8 (blank: missing,
+# never infused by default) excluded
+# ORR: R1 CR, R2 CRi, R3 PR = 3; CR: R1 = 1; CR/CRi(/CRh): R1, R2 = 2
+# MRD-negative CR/CRi: R1 (negative) = 1
 # not assessed in 0-35: R5 (day 60), R6 (never) = 2
-EXPECTED = {"ORR": 4, "CR": 1, "CR/CRi": 3, "MRD-negative CR/CRi": 2}
+EXPECTED = {"ORR": 3, "CR": 1, "CR/CRi": 2, "MRD-negative CR/CRi": 1}
+N = 6
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +70,28 @@ def test_hand_worked_counts(cohort, counts_only):
     assert set(rates.index) == set(EXPECTED)
     for measure, k in EXPECTED.items():
         assert int(rates.loc[measure, "k"]) == k, measure
-        assert int(rates.loc[measure, "n"]) == 7, measure
+        assert int(rates.loc[measure, "n"]) == N, measure
         assert int(rates.loc[measure, "not_assessed"]) == 2
-        assert rates.loc[measure, "estimate"] == pytest.approx(k / 7)
+        assert rates.loc[measure, "estimate"] == pytest.approx(k / N)
+        assert rates.loc[measure, "population"] == "SAF"
+
+
+def test_screen_failure_with_blank_infused_is_not_in_the_denominator(cohort):
+    """Regression: a blank infused was read as infused (ORR 8/10 instead of 8/9)."""
+    rates = response_rates(cohort).set_index("measure")
+    assert int(rates.loc["ORR", "n"]) == N  # R8 (blank) is not counted
+
+
+def test_response_evaluable_denominator(cohort):
+    # EFF: SAF patients assessed in the window (not NE): R1, R2, R3, R4 -> n = 4
+    rates = response_rates(cohort, population="EFF").set_index("measure")
+    assert (int(rates.loc["ORR", "k"]), int(rates.loc["ORR", "n"])) == (3, 4)
 
 
 def test_window_option_changes_counts(cohort, counts_only):
     rates = response_rates(cohort, window=(0, 90)).set_index("measure")
     # R5's day-60 CR now counts
-    assert int(rates.loc["ORR", "k"]) == 5 and int(rates.loc["CR", "k"]) == 2
+    assert int(rates.loc["ORR", "k"]) == 4 and int(rates.loc["CR", "k"]) == 2
     assert int(rates.loc["ORR", "not_assessed"]) == 1
 
 
@@ -114,7 +129,7 @@ def test_exact_interval_matches_beta_quantiles(cohort):
     from scipy.stats import beta
 
     rates = response_rates(cohort, method="clopper-pearson", conf_level=0.9).set_index("measure")
-    # Clopper-Pearson: Beta(k, n-k+1) 5% and Beta(k+1, n-k) 95% quantiles, k=4, n=7
-    lo, hi = beta.ppf(0.05, 4, 7 - 4 + 1), beta.ppf(0.95, 4 + 1, 7 - 4)
+    # Clopper-Pearson: Beta(k, n-k+1) 5% and Beta(k+1, n-k) 95% quantiles, k=3, n=6
+    lo, hi = beta.ppf(0.05, 3, 6 - 3 + 1), beta.ppf(0.95, 3 + 1, 6 - 3)
     assert rates.loc["ORR", "lower"] == pytest.approx(lo, abs=1e-9)
     assert rates.loc["ORR", "upper"] == pytest.approx(hi, abs=1e-9)

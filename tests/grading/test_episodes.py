@@ -106,15 +106,19 @@ def test_neutropenia_episode_and_gap_days():
         o.add("B", day, "anc", anc, unit="10^9/L")
     daily = grade_daily(o.frame(), terms=("neutropenia",))
     assert list(daily["grade"]) == [0, 2, 4, 4, 3, 1, 0]
-    split = derive_episodes(daily, gap_days=1)  # day 4 unobserved: two episodes
-    assert list(split["onset_day"]) == [1, 5]
-    assert math.isnan(split["resolution_day"][0]) and split["resolution_day"][1] == 7
-    merged = derive_episodes(daily, gap_days=2)
+    # day 4 was not charted: a gap is unknown, never resolution (one episode, day 4
+    # could have been grade 4, so grade_max is 4 and day 4 is listed missing)
+    merged = derive_episodes(daily)
     assert len(merged) == 1
     row = merged.iloc[0]
-    assert (row.onset_day, row.resolution_day, row.grade) == (1, 7, 4)
+    assert (row.onset_day, row.resolution_day, row.grade, row.grade_max) == (1, 7, 4, 4)
     assert row.grade_by_day == "1:2,2:4,3:4,5:3,6:1"
+    assert row.missing == "day 4: not charted"
     assert row.system == "CTCAE5"
+    # a gap longer than max_gap_days: two episodes, the first with unknown resolution
+    split = derive_episodes(daily, max_gap_days=0)
+    assert list(split["onset_day"]) == [1, 5]
+    assert math.isnan(split["resolution_day"][0]) and split["resolution_day"][1] == 7
 
 
 def test_unresolved_episode_has_nan_resolution():

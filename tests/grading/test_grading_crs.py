@@ -245,7 +245,7 @@ def test_flow_without_device_is_at_least_low_flow():
         ({"vasopressors": 1.5}, "vasopressors"),
         ({"vasopressors": -1}, "vasopressors"),
         ({"hypotension": "maybe"}, "hypotension"),
-        ({"temp_c": 38}, "temp_c"),
+        ({"temprature_c": 38}, "temprature_c"),
         ({"hypotension": False, "vasopressors": 1}, "hypotension"),
         ({"oxygen": "none", "o2_flow_l_min": 3}, "o2_flow_l_min"),
     ],

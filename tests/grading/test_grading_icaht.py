@@ -56,8 +56,12 @@ def test_gaps_between_measurements():
     r = grade_icaht([0, 3, 4], [0.2, 0.3, 1.5])
     assert r.early.grade == 1 and r.early.detail("days_anc_le_0.5") == 4
     # low then recovered with 9 unmeasured days between: lower bound 1 day, could be 10
+    # days <= 0.5 (grade 2) and, the gap being longer than 7 days, 9 days <= 0.1 (grade 3)
     r = grade_icaht([0, 10] + list(range(11, 31)), [0.3, 2.0] + [2.0] * 20)
-    assert r.early.grade == 1 and r.early.grade_max == 2 and r.early.missing == ("anc",)
+    assert r.early.grade == 1 and r.early.grade_max == 3 and r.early.missing == ("anc",)
+    # the same with a 6-day gap: bridged on the "> 0.1" side (both ends > 0.1)
+    r = grade_icaht([0, 7] + list(range(8, 31)), [0.3, 2.0] + [2.0] * 23)
+    assert r.early.grade == 1 and r.early.grade_max == 2
 
 
 def test_late_icaht_needs_two_counts():

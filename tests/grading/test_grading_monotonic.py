@@ -242,7 +242,7 @@ gvhd_obs = st.fixed_dictionaries(
     {
         "skin_bsa_pct": maybe(st.floats(0, 100)),
         "bullae": maybe(st.booleans()),
-        "bilirubin_mg_dl": maybe(st.floats(0, 30)),
+        "bilirubin_mg_dl": maybe(st.floats(0, 25)),  # above 25 needs a unit
         "upper_gi": maybe(st.booleans()),
         "stool_ml_day": maybe(st.floats(0, 3000)),
         "stool_episodes": maybe(st.integers(0, 15)),
@@ -251,7 +251,7 @@ gvhd_obs = st.fixed_dictionaries(
         "bloody_stool": maybe(st.booleans()),
     }
 )
-UP = {"skin_bsa_pct": 100.0, "bilirubin_mg_dl": 30.0, "stool_ml_day": 3000.0, "stool_episodes": 15}
+UP = {"skin_bsa_pct": 100.0, "bilirubin_mg_dl": 25.0, "stool_ml_day": 3000.0, "stool_episodes": 15}
 
 
 @SETTINGS

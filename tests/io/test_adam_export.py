@@ -18,16 +18,22 @@ from cartrial.io.adam import CNSR_CODES, VARIABLES, build_adam, cdisc_day, cohor
 from cartrial.io.redcap_map import TEMPLATE_FILES, read_redcap
 from cartrial.io.writers import export_adam, write_adam
 
-OPTIONS = [EndpointOptions(),
-           EndpointOptions(censor_at_sct=True, censor_at_new_therapy=True),
-           EndpointOptions(response_window=(0.0, 60.0), efs_nonresponse_event=False)]
+OPTIONS = [
+    EndpointOptions(),
+    EndpointOptions(censor_at_sct=True, censor_at_new_therapy=True),
+    EndpointOptions(response_window=(0.0, 60.0), efs_nonresponse_event=False),
+]
 
 
 @pytest.fixture(scope="module")
 def example():
     """The shipped example REDCap export (6 patients, 2 sites) as a cohort."""
-    return read_redcap(TEMPLATE_FILES["example_records"], TEMPLATE_FILES["dictionary"],
-                       TEMPLATE_FILES["event_mapping"], TEMPLATE_FILES["repeating"])
+    return read_redcap(
+        TEMPLATE_FILES["example_records"],
+        TEMPLATE_FILES["dictionary"],
+        TEMPLATE_FILES["event_mapping"],
+        TEMPLATE_FILES["repeating"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,9 @@ def _by(df: pd.DataFrame, *keys: str) -> pd.DataFrame:
     return df.set_index(list(keys))
 
 
-@pytest.mark.parametrize(("which", "options"), [("example", o) for o in OPTIONS]
-                         + [("simulated", OPTIONS[1])])
+@pytest.mark.parametrize(
+    ("which", "options"), [("example", o) for o in OPTIONS] + [("simulated", OPTIONS[1])]
+)
 def test_adtte_equals_derive_endpoints_for_every_patient_and_endpoint(which, options, request):
     cohort = request.getfixturevalue(which)
     adtte = build_adam(cohort, options=options, kinetics=False)["ADTTE"]
@@ -69,10 +76,13 @@ def test_cnsr_codes_by_hand(example):
     a = _by(build_adam(example, kinetics=False)["ADTTE"], "SUBJID", "PARAMCD")
     assert a.loc[("P01", "OS"), "CNSR"] == 1 and a.loc[("P01", "OS"), "AVAL"] == 400
     assert a.loc[("P02", "OS"), "CNSR"] == 0 and a.loc[("P02", "OS"), "AVAL"] == 95
-    assert a.loc[("P02", "PFS"), "AVAL"] == 60 and a.loc[("P02", "PFS"), "EVNTDESC"] == "progression"
-    assert a.loc[("P04", "CIR"), "CNSR"] == 3 and a.loc[("P04", "NRM"), "CNSR"] == 0
+    assert (
+        a.loc[("P02", "PFS"), "AVAL"] == 60 and a.loc[("P02", "PFS"), "EVNTDESC"] == "progression"
+    )
+    # CIR/NRM are analysed in the CR population: P04 (best response PR) has no row
+    assert ("P04", "CIR") not in a.index and ("P04", "NRM") not in a.index
     assert a.loc[("P03", "CIR"), "CNSR"] == 0 and a.loc[("P03", "NRM"), "CNSR"] == 3
-    assert a.loc[("P04", "NRM"), "CAUSE"] == 2 and a.loc[("P03", "CIR"), "CAUSE"] == 1
+    assert a.loc[("P03", "NRM"), "CAUSE"] == 1 and a.loc[("P03", "CIR"), "CAUSE"] == 1
     # EFS: P02's non-response is an event at day 0 (ELN 2022 treatment failure)
     assert a.loc[("P02", "EFS"), "AVAL"] == 0 and a.loc[("P02", "EFS"), "CNSR"] == 0
     # DOR starts at the first response: P01 infused 2021-01-14, CR on day 28
@@ -123,11 +133,23 @@ def test_study_days_by_hand(example):
 
 def test_adsl_flags(example):
     adsl = build_adam(example, kinetics=False)["ADSL"].set_index("SUBJID")
-    assert adsl["SAFFL"].to_dict() == {"P01": "Y", "P02": "Y", "P03": "Y", "P04": "Y",
-                                       "P05": "Y", "P06": "N"}
+    assert adsl["SAFFL"].to_dict() == {
+        "P01": "Y",
+        "P02": "Y",
+        "P03": "Y",
+        "P04": "Y",
+        "P05": "Y",
+        "P06": "N",
+    }
     assert adsl.loc["P06", "EFFFL"] == "N" and (adsl.drop(index="P06")["EFFFL"] == "Y").all()
     assert adsl["DTHFL"].eq("Y").fillna(False).to_dict() == {
-        "P01": False, "P02": True, "P03": False, "P04": True, "P05": False, "P06": False}
+        "P01": False,
+        "P02": True,
+        "P03": False,
+        "P04": True,
+        "P05": False,
+        "P06": False,
+    }
     assert adsl.loc["P02", "DTHDT"] == pd.Timestamp("2021-05-09")  # 2021-02-03 + 95
     assert adsl.loc["P02", "AGEGR1"] == "90+" and adsl.loc["P03", "AGEGR1"] == "0-17"
     assert adsl.loc["P03", "RLPSCD7"] == "negative" and adsl.loc["P03", "RLPSDAY"] == 150
@@ -146,7 +168,7 @@ def test_bor_equals_best_response(simulated):
 def test_treatment_emergent_and_first_occurrence_flags(example):
     def flags(window):
         ae = build_adam(example, te_window_days=window, kinetics=False)["ADAE"]
-        return ae.set_index(["SUBJID", "AEDECOD", "ASTDYPUB"]).sort_index()
+        return ae.set_index(["SUBJID", "AECTERM", "ASTDYPUB"]).sort_index()
 
     ae = flags(30)
     # onset 0..30 after an infusion is treatment-emergent; before infusion or later is not
@@ -155,7 +177,7 @@ def test_treatment_emergent_and_first_occurrence_flags(example):
     assert pd.isna(ae.loc[("P05", "febrile_neutropenia", -2), "TRTEMFL"])
     # worst grade per subject among TE AEs: P01 neutropenia grade 3; P04 neutropenia grade 4
     # (its grade-5 infection on day 45 is outside the 30-day window)
-    worst = ae[ae["AOCCIFL"] == "Y"].reset_index().set_index("SUBJID")["AEDECOD"].to_dict()
+    worst = ae[ae["AOCCIFL"] == "Y"].reset_index().set_index("SUBJID")["AECTERM"].to_dict()
     assert worst == {"P01": "neutropenia", "P02": "CRS", "P04": "neutropenia"}
     assert ae["AOCCPFL"].eq("Y").sum() == 5  # P01 CRS, ICANS, neutropenia; P02 CRS; P04 neutr.
     wide = flags(45)
@@ -167,6 +189,28 @@ def test_treatment_emergent_and_first_occurrence_flags(example):
     assert ae.loc[("P01", "CRS", 3), ["ASTDY", "AENDY"]].tolist() == [4, 9]
     assert ae.loc[("P05", "febrile_neutropenia", -2), "ASTDY"] == -2
     assert ae.loc[("P01", "CRS", 3), "AETERM"] == "fever and hypotension after infusion"
+    # CTCAE v5.0 term and SOC (CTCAE v5.0: Neutrophil count decreased is an Investigation)
+    assert ae.loc[("P01", "neutropenia", 30), ["AEDECOD", "AEBODSYS"]].tolist() == [
+        "Neutrophil count decreased",
+        "Investigations",
+    ]
+    assert ae.loc[("P01", "CRS", 3), "AEBODSYS"] == "Immune system disorders"
+    assert ae["TRTA"].notna().all()
+
+
+def test_default_window_keeps_a_late_fatal_infection_and_a_short_one_says_so(tmp_path):
+    """The site export's 01-006 died of an infection on day 121 (grade 5)."""
+    from test_site_export import _read
+
+    cohort = _read()
+    default = build_adam(cohort, kinetics=False)
+    ae = default["ADAE"].set_index(["SUBJID", "AECTERM", "ASTDYPUB"])
+    assert ae.loc[("01-006", "infection", 121), "TRTEMFL"] == "Y"
+    assert "no upper bound" in default["ADAE"].attrs["te_window"]
+    short = build_adam(cohort, te_window_days=90, kinetics=False)
+    ae90 = short["ADAE"].set_index(["SUBJID", "AECTERM", "ASTDYPUB"])
+    assert pd.isna(ae90.loc[("01-006", "infection", 121), "TRTEMFL"])
+    assert any("01-006" in n and "day 121" in n for n in short["ADAE"].attrs["notes"])
 
 
 def test_variables_fit_sas_xport_v5():
@@ -180,9 +224,11 @@ def test_variables_fit_sas_xport_v5():
 
 def _cell_equal(a: pd.Series, b: pd.Series, kind: str, rtol: float = 0.0) -> None:
     if kind == "num":
+
         def floats(s: pd.Series) -> np.ndarray:  # Python's correctly rounded float()
-            return np.array([np.nan if v is None or v == "" or pd.isna(v) else float(v)
-                             for v in s], dtype=float)
+            return np.array(
+                [np.nan if v is None or v == "" or pd.isna(v) else float(v) for v in s], dtype=float
+            )
 
         np.testing.assert_allclose(floats(a), floats(b), rtol=rtol, atol=0)
     elif kind == "date":
@@ -226,13 +272,20 @@ def test_write_is_atomic_and_refuses_a_non_empty_target(example, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adam"]
 
 
-@pytest.mark.parametrize(("which", "options"), [("example", o) for o in OPTIONS]
-                         + [("simulated", OPTIONS[0])])
+@pytest.mark.parametrize(
+    ("which", "options"), [("example", o) for o in OPTIONS] + [("simulated", OPTIONS[0])]
+)
 def test_cohort_adam_cohort_keeps_every_endpoint(which, options, request):
     for cohort in (request.getfixturevalue(which),):
         back = cohort_from_adam(build_adam(cohort, options=options, kinetics=False))
-        pd.testing.assert_frame_equal(derive_endpoints(back, options).drop(columns="source"),
-                                      derive_endpoints(cohort, options).drop(columns="source"))
+        pd.testing.assert_frame_equal(
+            derive_endpoints(back, options).drop(
+                columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+            ),
+            derive_endpoints(cohort, options).drop(
+                columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+            ),
+        )
 
 
 def test_round_trip_through_xpt_files(simulated, tmp_path):
@@ -242,8 +295,14 @@ def test_round_trip_through_xpt_files(simulated, tmp_path):
         df, _m = pyreadstat.read_xport(str(out / f"{name.lower()}.xpt"))
         adam[name] = df.replace("", None)
     back = cohort_from_adam(adam)
-    pd.testing.assert_frame_equal(derive_endpoints(back).drop(columns="source"),
-                                  derive_endpoints(simulated).drop(columns="source"))
+    pd.testing.assert_frame_equal(
+        derive_endpoints(back).drop(
+            columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+        ),
+        derive_endpoints(simulated).drop(
+            columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+        ),
+    )
 
 
 @st.composite
@@ -257,17 +316,36 @@ def small_cohorts(draw):
         death = draw(st.one_of(st.none(), st.integers(1, 700)))
         horizon = death if death is not None else 800
         for _ in range(draw(st.integers(0, 3))):
-            evs.append({"patient_id": pid, "day": float(draw(st.integers(0, horizon))),
-                        "event": "response",
-                        "response": draw(st.sampled_from(["CR", "CRi", "PR", "NR", "PD", "MLFS"])),
-                        "cause": None})
+            evs.append(
+                {
+                    "patient_id": pid,
+                    "day": float(draw(st.integers(0, horizon))),
+                    "event": "response",
+                    "response": draw(st.sampled_from(["CR", "CRi", "PR", "NR", "PD", "MLFS"])),
+                    "cause": None,
+                }
+            )
         for kind in ("relapse", "progression", "sct", "new_therapy", "last_contact"):
             if draw(st.booleans()):
-                evs.append({"patient_id": pid, "day": float(draw(st.integers(0, horizon))),
-                            "event": kind, "response": None, "cause": None})
+                evs.append(
+                    {
+                        "patient_id": pid,
+                        "day": float(draw(st.integers(0, horizon))),
+                        "event": kind,
+                        "response": None,
+                        "cause": None,
+                    }
+                )
         if death is not None:
-            evs.append({"patient_id": pid, "day": float(death), "event": "death",
-                        "response": None, "cause": draw(st.sampled_from(["relapse", "infection"]))})
+            evs.append(
+                {
+                    "patient_id": pid,
+                    "day": float(death),
+                    "event": "death",
+                    "response": None,
+                    "cause": draw(st.sampled_from(["relapse", "infection"])),
+                }
+            )
     events = pd.DataFrame(evs, columns=["patient_id", "day", "event", "response", "cause"])
     return cohort_from_frames(pd.DataFrame(pats), events if len(events) else None)
 
@@ -276,14 +354,21 @@ def small_cohorts(draw):
 @given(small_cohorts(), st.sampled_from(OPTIONS))
 def test_round_trip_property(cohort, options):
     back = cohort_from_adam(build_adam(cohort, options=options, kinetics=False))
-    pd.testing.assert_frame_equal(derive_endpoints(back, options).drop(columns="source"),
-                                  derive_endpoints(cohort, options).drop(columns="source"))
+    pd.testing.assert_frame_equal(
+        derive_endpoints(back, options).drop(
+            columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+        ),
+        derive_endpoints(cohort, options).drop(
+            columns=["source", "source_table", "source_file", "source_row"], errors="ignore"
+        ),
+    )
 
 
 def test_dates_missing_without_infusion_date():
-    cohort = cohort_from_frames(pd.DataFrame({"patient_id": ["A"]}),
-                                pd.DataFrame({"patient_id": ["A"], "day": [10.0],
-                                              "event": ["death"]}))
+    cohort = cohort_from_frames(
+        pd.DataFrame({"patient_id": ["A"]}),
+        pd.DataFrame({"patient_id": ["A"], "day": [10.0], "event": ["death"]}),
+    )
     adam = build_adam(cohort)
     assert adam["ADTTE"]["ADT"].isna().all() and (adam["ADTTE"]["AVAL"] == 10).all()
     assert isinstance(adam["ADSL"]["DTHDAY"].iloc[0], float | np.floating)
@@ -297,9 +382,14 @@ def test_round_trip_keeps_a_response_ending_progression_after_an_earlier_relapse
     """
     cohort = cohort_from_frames(
         pd.DataFrame({"patient_id": ["R0"]}),
-        pd.DataFrame({"patient_id": ["R0"] * 3, "day": [1.0, 0.0, 1.0],
-                      "event": ["response", "relapse", "progression"],
-                      "response": ["CR", None, None]}),
+        pd.DataFrame(
+            {
+                "patient_id": ["R0"] * 3,
+                "day": [1.0, 0.0, 1.0],
+                "event": ["response", "relapse", "progression"],
+                "response": ["CR", None, None],
+            }
+        ),
     )
     before = derive_endpoints(cohort)
     after = derive_endpoints(cohort_from_adam(build_adam(cohort)))
@@ -307,3 +397,15 @@ def test_round_trip_keeps_a_response_ending_progression_after_an_earlier_relapse
     dor_after = after[after["endpoint"] == "DOR"].iloc[0]
     assert (dor_before["time_days"], dor_before["event"]) == (0.0, 1)  # by the definition
     assert (dor_after["time_days"], dor_after["event"]) == (0.0, 1)
+
+
+def test_wide_table_round_trip_keeps_censored_follow_up():
+    """tan2023 is a wide table: a censored patient's OS time is follow-up, never day 0."""
+    cohort = load_cohort("tan2023")
+    back = cohort_from_adam(build_adam(cohort))
+    a = derive_endpoints(cohort).query("endpoint == 'OS'").set_index("patient_id")
+    b = derive_endpoints(back).query("endpoint == 'OS'").set_index("patient_id")
+    censored = a["event"] == 0
+    assert censored.sum() > 5 and (b.loc[censored.index[censored], "time_days"] > 0).all()
+    np.testing.assert_array_equal(b.loc[a.index, "time_days"], a["time_days"])
+    np.testing.assert_array_equal(b.loc[a.index, "event"], a["event"])

@@ -379,11 +379,16 @@ def test_table_groups_by_several_columns_and_keeps_all_missing_patients():
 
 def test_table_refuses_mixed_units_duplicates_and_negatives():
     base = dict(patient_id=["A", "A"], day=[0, 7], analyte="cart_qpcr", value=[0, 10.0])
-    with pytest.raises(ValueError, match="several units"):
+    # a qPCR row labelled cells/µL is refused by name (issue 14), not pooled
+    with pytest.raises(ValueError, match=r"unit 'cells/uL' for cart_qpcr at patient_id=A, row 1"):
         nca_table(pd.DataFrame({**base, "unit": ["copies/ug", "cells/uL"]}))
+    # two allowed spellings of one unit are one unit; flow in two units is refused
+    flow = dict(base, analyte="cart_flow")
+    with pytest.raises(ValueError, match="unit 'copies/ug' for cart_flow"):
+        nca_table(pd.DataFrame({**flow, "unit": ["cells/uL", "copies/ug"]}), "cart_flow")
     with pytest.raises(ValueError, match="patient_id=A on day 7"):
         nca_table(pd.DataFrame({**base, "day": [7, 7]}))
-    with pytest.raises(ValueError, match="negative cart_qpcr value"):
+    with pytest.raises(ValueError, match=r"negative value -3 at patient_id=A, row 1"):
         nca_table(pd.DataFrame({**base, "value": [0, -3.0]}))
 
 

@@ -66,6 +66,22 @@ def test_zero_length_times_are_at_risk_at_time_zero():
     assert km.survival_at(0.0).estimate == pytest.approx(3 / 5)
 
 
+def test_median_limit_is_undefined_where_the_curve_reaches_zero():
+    # R 4.2.2 / survival 3.5-3: quantile(survfit(Surv(1:4, rep(1, 4)) ~ 1,
+    # conf.type = "plain"), 0.5) gives 2.5 (midpoint: S = 0.5 on [2, 3)), lower 1, upper NA.
+    # Plain upper band: 0.5 + 1.96 * 0.25 = 0.99 at t = 2, 0.25 + 1.96 * 0.2165 = 0.67 at
+    # t = 3, undefined at t = 4 where S = 0: never <= 0.5, so the limit is undefined.
+    km = kaplan_meier([1, 2, 3, 4], [1, 1, 1, 1], conf_type="plain")
+    med = km.median()
+    assert (med.estimate, med.lower) == (2.5, 1.0)
+    assert math.isnan(med.upper)
+    # the set rule (Brookmeyer-Crowley) reports the time the curve reaches 0 instead
+    assert km.median(ci_method="brookmeyer-crowley").upper == 4.0
+    # a curve that stays above 0: the unreached limit is "not reached" (inf)
+    km2 = kaplan_meier([1, 2, 3, 4, 5], [1, 1, 1, 1, 0], conf_type="plain")
+    assert km2.median().upper == math.inf
+
+
 def test_all_censored_gives_flat_curve_and_unreached_median():
     km = kaplan_meier([3, 5, 8], [0, 0, 0])
     assert (km.survival == 1.0).all()
@@ -158,7 +174,13 @@ def test_median_bands_match_lifelines_median_of_interval_curves(seed):
     lo, hi = median_survival_times(ref.confidence_interval_).to_numpy()[0]
     med = km.median(ci_method="bands")
     assert med.estimate == ref.median_survival_time_
-    assert (med.lower, med.upper) == (min(lo, hi), max(lo, hi))
+    for ours, theirs in zip((med.lower, med.upper), (min(lo, hi), max(lo, hi)), strict=True):
+        if km.survival[-1] == 0.0 and theirs == km.time[-1]:
+            # lifelines' band is 0 where S = 0, so it "reaches" 0.5 when the curve hits 0;
+            # R's band is NA there: the limit is undefined (NaN), as R reports
+            assert math.isnan(ours)
+        else:
+            assert ours == theirs
 
 
 # --------------------------------------------------------------------------- statsmodels
@@ -180,7 +202,7 @@ def test_matches_statsmodels_greenwood_and_brookmeyer_crowley(seed):
     flat = np.isclose(km.survival[rows], 0.5, atol=1e-9).any()
     for conf_type, method in (("plain", "linear"), ("log", "log"), ("log-log", "cloglog")):
         km = kaplan_meier(t, e, conf_type=conf_type)
-        med = km.median()
+        med = km.median(ci_method="brookmeyer-crowley")
         lb, ub = ref.quantile_ci(0.5, method=method)
         if np.isnan(lb):
             # statsmodels' empty set: ours says inf (never reached) or NaN (jump across)
@@ -238,22 +260,21 @@ def test_matches_r_survfit_and_quantile(ident, conf_type):
         assert np.isin(km.survival[~known], (0.0, 1.0)).all()
     # Quantiles: R's midpoint rule for the estimate, R's band quantiles for the limits.
     for i, p in enumerate((0.25, 0.5, 0.75)):
-        q = km.quantile(p, ci_method="bands")
+        q = km.quantile(p)  # the default rule is R's
         for ours, name in zip(q, ("q", "q_lower", "q_upper"), strict=True):
             assert_r_quantile(ours, r_values(key + name)[i], km)
 
 
 def assert_r_quantile(ours: float, theirs: float, km) -> None:
-    """Our quantile equals R's (NA = not reached = inf), up to R's NA bands at S = 0.
-
-    R's interval bands are NA where S = 0, so a band quantile R finds only at that last
-    time comes out NA; ours are (0, 0) there (lifelines, SAS), so the band reaches
-    1 - p at the last time instead.
-    """
-    if np.isnan(theirs) and km.survival[-1] == 0.0 and ours != math.inf:
-        assert ours <= km.time[-1]
+    """Our quantile equals R's exactly; R's NA is ours inf (not reached, the curve stays
+    above 0) or NaN (undefined: the curve reached 0 before the band crossed 1 - p)."""
+    if np.isnan(theirs):
+        if km.survival[-1] == 0.0:
+            assert math.isnan(ours)
+        else:
+            assert ours == math.inf
         return
-    assert ours == pytest.approx(math.inf if np.isnan(theirs) else theirs)
+    assert ours == pytest.approx(theirs)
 
 
 @pytest.mark.parametrize("ident", KM_IDS)
@@ -382,10 +403,17 @@ def test_property_curve_is_monotone_bounded_and_inside_its_interval(data, conf_t
     assert ((km.survival >= 0) & (km.survival <= 1)).all()
     assert ((km.lower >= 0) & (km.upper <= 1)).all()
     assert (km.lower <= km.survival + 1e-12).all() and (km.survival <= km.upper + 1e-12).all()
-    med = km.median()
-    assert med.estimate >= 0
-    if not math.isnan(med.lower) and math.isfinite(med.estimate):
-        assert med.lower <= med.estimate <= med.upper
+    for method in ("bands", "brookmeyer-crowley"):
+        med = km.median(ci_method=method)
+        assert med.estimate >= 0
+        if not math.isnan(med.lower) and math.isfinite(med.estimate):
+            assert med.lower <= med.estimate
+        if not math.isnan(med.upper):
+            assert med.estimate <= med.upper
+    # R's rule: an undefined (NaN) band limit only once the curve has reached 0
+    bands = km.median()
+    if math.isnan(bands.lower) or math.isnan(bands.upper):
+        assert km.survival[-1] == 0.0
 
 
 @settings(max_examples=100, deadline=None)
@@ -403,3 +431,22 @@ def test_property_permutation_and_time_scale_invariance(data, rnd, scale):
     m0, m1 = base.median(), scaled.median()
     for a, b in zip(m0, m1, strict=True):
         assert (math.isnan(a) and math.isnan(b)) or b == pytest.approx(a * scale, rel=1e-12)
+
+
+def test_cli_km_ci_method_option():
+    from typer.testing import CliRunner
+
+    from cartrial.cli import app
+
+    runner = CliRunner()
+    default = runner.invoke(app, ["km", "tan2023", "--conf-type", "plain"])
+    assert default.exit_code == 0, default.output
+    assert "median CI rule bands" in default.output
+    # Tan 2023, plain: 18.3 (12.5 - not reached) by R's rule and by Brookmeyer-Crowley
+    assert "median 18.3 months (95% CI 12.5–not reached)" in default.output
+    bc = runner.invoke(
+        app, ["km", "tan2023", "--conf-type", "plain", "--ci-method", "brookmeyer-crowley"]
+    )
+    assert bc.exit_code == 0 and "median CI rule brookmeyer-crowley" in bc.output
+    bad = runner.invoke(app, ["km", "tan2023", "--ci-method", "wobbly"])
+    assert bad.exit_code == 2 and "wobbly" in bad.output

@@ -61,7 +61,7 @@ def _count(engine, model) -> int:
 
 
 def test_upgrade_creates_schema_at_head(engine):
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0003"
     upgrade(engine)  # idempotent
     assert _count(engine, Patient) == 0
 
@@ -114,7 +114,9 @@ def test_audit_trail_cannot_be_changed(engine):
     assert _count(engine, AuditEntry) == 1
 
 
-def test_locked_record_needs_reason(engine):
+def test_locked_record_unchangeable_until_unlocked_with_reason(engine):
+    """Locked after SDV means unchangeable: a reason alone does not open it (issue 15);
+    only an unlock with a reason (audited) does, and then the change is audited too."""
     S = session_factory(engine)
     with S() as s:
         s.info["user"] = "u"
@@ -124,16 +126,33 @@ def test_locked_record_needs_reason(engine):
         ev = s.scalars(select(Event)).one()
         ev.locked = True
         s.commit()  # locking itself needs no reason
-        ev.day = 31
-        with pytest.raises(LockedRecordError, match="locked"):
-            s.commit()
-        s.rollback()
+        for reason in (None, "typing any reason"):
+            s.info["reason"] = reason
+            ev.day = 31
+            with pytest.raises(LockedRecordError, match="locked"):
+                s.commit()
+            s.rollback()
+            s.delete(s.scalars(select(Event)).one())
+            with pytest.raises(LockedRecordError, match="locked"):
+                s.commit()
+            s.rollback()
+        s.info.pop("reason")
         ev = s.scalars(select(Event)).one()
         assert ev.day == 30
+        ev.locked = False
+        with pytest.raises(LockedRecordError, match="reason"):
+            s.commit()
+        s.rollback()
+        s.info["reason"] = "monitor query 12: day transcribed wrongly"
+        ev = s.scalars(select(Event)).one()
+        ev.locked = False
+        s.commit()
         s.info["reason"] = "transcription error corrected against source"
         ev.day = 31
         s.commit()
-        last = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        last2 = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(2)).all()
+    last, unlock = last2
+    assert unlock.new_values == {"locked": False} and unlock.reason.startswith("monitor query")
     assert last.reason == "transcription error corrected against source"
     assert last.old_values == {"day": 30} and last.new_values == {"day": 31}
 

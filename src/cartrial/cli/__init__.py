@@ -29,7 +29,7 @@ def _register_optional() -> None:
     """
     import importlib
 
-    for name in ("report", "grade", "kinetics", "interop", "db"):
+    for name in ("report", "grade", "kinetics", "interop", "db", "design"):
         try:
             module = importlib.import_module(f"cartrial.cli.{name}")
         except ModuleNotFoundError as exc:  # pragma: no cover - only while a layer is missing

@@ -14,6 +14,35 @@ DB_HELP = ("Database: a SQLite file path or a URL such as "
            "(default: $CARTRIAL_DB or ./cartrial.sqlite).")
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _open(db: str | None, migrate: bool = True):
+    """An engine on ``db`` (migrated to head), or a one-line error and exit code 2."""
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    from cartrial.store.database import DatabaseError, make_engine, upgrade
+
+    try:
+        engine = make_engine(db)
+        if migrate:
+            upgrade(engine)
+        else:
+            with engine.connect():
+                pass
+    except DatabaseError as exc:
+        raise _fail(str(exc)) from None
+    except OperationalError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise _fail(f"cannot open the database: {first}") from None
+    except (SQLAlchemyError, ImportError) as exc:
+        raise _fail(f"cannot open the database: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0]}") from None
+    return engine
+
+
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and the ``db`` command group to the main app."""
     db_app = typer.Typer(help="The trial database: migrate, import, export.",
@@ -24,29 +53,46 @@ def register(app: typer.Typer) -> None:
         db: str = typer.Option(None, "--db", help=DB_HELP),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", help="Port to listen on."),
+        workers: int = typer.Option(1, "--workers", min=1, max=16,
+                                    help="Server processes (use the cores; report jobs and "
+                                    "their cache are per process)."),
     ) -> None:
         """Run the web app (upgrades the database first; creates the admin on first run)."""
         import uvicorn
 
-        from cartrial.store.database import resolve_url
+        from cartrial.store.database import DatabaseError, resolve_url
         from cartrial.web.app import create_app
 
-        app_ = create_app(db)
+        engine = _open(db)
+        try:
+            app_ = create_app(engine=engine, migrate=False)
+        except DatabaseError as exc:
+            raise _fail(str(exc)) from None
         state = app_.state.cartrial
         if state.admin_password:
             typer.echo("Created user 'admin' with password: " + state.admin_password)
             typer.echo("(shown once; set CARTRIAL_ADMIN_PASSWORD to choose it)")
         typer.echo(f"Database: {_safe(resolve_url(db))}")
         typer.echo(f"Serving on http://{host}:{port}/")
-        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        # uvicorn stops on SIGTERM/SIGINT: in-flight requests finish, report jobs are ended
+        if workers == 1:
+            uvicorn.run(app_, host=host, port=port, log_level="warning",
+                        timeout_graceful_shutdown=10)
+            return
+        import os
+
+        app_.state.cartrial.reports.shutdown()
+        engine.dispose()
+        os.environ["CARTRIAL_DB"] = resolve_url(db)
+        uvicorn.run("cartrial.web.app:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", timeout_graceful_shutdown=10)
 
     @db_app.command("upgrade")
     def upgrade_cmd(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
         """Create or upgrade the database schema (Alembic migrations)."""
-        from cartrial.store.database import current_revision, make_engine, resolve_url, upgrade
+        from cartrial.store.database import current_revision, resolve_url
 
-        engine = make_engine(db)
-        upgrade(engine)
+        engine = _open(db)
         typer.echo(f"{_safe(resolve_url(db))} at revision {current_revision(engine)}")
 
     @db_app.command("import")
@@ -57,15 +103,13 @@ def register(app: typer.Typer) -> None:
         """Validate COHORT and store it in ONE transaction (a failed import changes nothing)."""
         from cartrial.cohort import CohortError, load_cohort
         from cartrial.store.cohort_io import ImportRefused, import_cohort
-        from cartrial.store.database import make_engine, upgrade
 
         try:
             data = load_cohort(cohort)
         except CohortError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
-        engine = make_engine(db)
-        upgrade(engine)
+        engine = _open(db)
         try:
             counts = import_cohort(engine, data)
         except ImportRefused as exc:
@@ -81,9 +125,8 @@ def register(app: typer.Typer) -> None:
         """Write the database's cohort as the four CSV files."""
         from cartrial.cohort import CohortError, write_cohort
         from cartrial.store.cohort_io import read_cohort
-        from cartrial.store.database import make_engine
 
-        engine = make_engine(db)
+        engine = _open(db)
         try:
             cohort = read_cohort(engine)
             out = write_cohort(cohort, directory)
@@ -102,13 +145,12 @@ def register(app: typer.Typer) -> None:
         """Create a user; the password is asked for (or $CARTRIAL_NEW_PASSWORD)."""
         import os
 
-        from cartrial.store.database import make_engine, session_factory, upgrade
+        from cartrial.store.database import session_factory
         from cartrial.store.users import create_user
 
         password = os.environ.get("CARTRIAL_NEW_PASSWORD") or typer.prompt(
             "Password", hide_input=True, confirmation_prompt=True)
-        engine = make_engine(db)
-        upgrade(engine)
+        engine = _open(db)
         with session_factory(engine)() as s:
             s.info["user"] = "cli"
             try:
@@ -118,6 +160,35 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1) from None
             s.commit()
         typer.echo(f"created {role} user {username}")
+
+    @db_app.command("verify-audit")
+    def verify_audit(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Check the audit trail's hash chain and append-only triggers (exit 1 if tampered)."""
+        from cartrial.store.chain import verify
+
+        engine = _open(db, migrate=False)
+        with engine.connect() as conn:
+            result = verify(conn)
+        typer.echo(result.summary())
+        for problem in result.problems[5:]:
+            typer.echo(f"  - {problem}")
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @db_app.command("app-role-sql")
+    def app_role_sql_cmd(
+        role: str = typer.Argument(..., help="The PostgreSQL role the web app connects as."),
+        schema: str = typer.Option("public", "--schema"),
+    ) -> None:
+        """Print the GRANTs for a PostgreSQL application role that cannot TRUNCATE, ALTER
+        or change the audit trail (run them as the tables' owner)."""
+        from cartrial.store.chain import app_role_sql
+
+        try:
+            for stmt in app_role_sql(role, schema):
+                typer.echo(stmt + ";")
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
 
     app.add_typer(db_app, name="db")
 

@@ -28,8 +28,9 @@ def report(
     overwrite: Annotated[bool, typer.Option(
         help="Replace a non-empty output folder.")] = False,
 ) -> None:
-    """Build the trial report: index.html, report.pdf, tables/*.csv, figures/*.svg|png,
-    settings.yaml. A cohort with problems is refused (exit 1) and nothing is written."""
+    """Build the trial report: index.html, report.pdf (typeset), tables.docx (Word tables),
+    tables/*.csv, figures/*.png, settings.yaml. A cohort with problems is refused (exit 1)
+    and nothing is written."""
     start = time.perf_counter()
     from cartrial.cohort import CohortError
     from cartrial.report.run import run_report

@@ -41,6 +41,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "enrolled": "bool",
         "infused": "bool",
         "infusion_date": "date",
+        "enrollment_date": "date",  # study-day origin of a patient never infused
     },
     "events": {
         "patient_id": "str",
@@ -82,6 +83,22 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+#: patients columns that are direct identifiers whatever the source (HIPAA Safe Harbor
+#: 45 CFR 164.514(b)(2)(i): names, addresses, dates of birth, phone, e-mail, record numbers)
+KNOWN_IDENTIFIERS = frozenset({
+    "name", "patient_name", "full_name", "first_name", "last_name", "surname", "given_name",
+    "initials", "mrn", "medical_record_number", "hospital_number", "nhs_number", "ssn",
+    "date_of_birth", "dob", "birth_date", "birthdate", "address", "street", "zip", "zip_code",
+    "postcode", "postal_code", "phone", "telephone", "mobile", "email", "e_mail",
+})
+
+
+def identifier_columns(columns, declared=()) -> tuple[str, ...]:
+    """Patients columns that are direct identifiers: declared ones plus ``KNOWN_IDENTIFIERS``."""
+    declared = set(declared)
+    return tuple(c for c in columns if c in declared or str(c).strip().lower() in KNOWN_IDENTIFIERS)
+
+
 def empty_table(name: str) -> pd.DataFrame:
     """An empty table with the canonical columns and dtypes of ``name``."""
     data = {}
@@ -114,6 +131,9 @@ class Cohort:
             ``<endpoint>_months``/``<endpoint>_days`` + ``<endpoint>_event`` columns, in the
             same shape as ``cartrial.endpoints.derive_endpoints``; empty otherwise.
         notes: human-readable notes on how the input was read (e.g. columns renamed).
+        identifiers: patients columns that are direct identifiers (name, MRN, date of
+            birth …): kept in ``patients`` for an identified export, dropped by every
+            analysis output (report, ADaM, de-identified exports).
     """
 
     patients: pd.DataFrame
@@ -125,6 +145,7 @@ class Cohort:
     layout: str = "tables"
     given_endpoints: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
 
     @property
     def n_patients(self) -> int:

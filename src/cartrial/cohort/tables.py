@@ -14,6 +14,8 @@ from cartrial.cohort.errors import Problem
 from cartrial.cohort.model import COLUMNS, REQUIRED, empty_table
 from cartrial.cohort.parse import (
     Collector,
+    by_distinct,
+    distinct,
     is_missing,
     parse_bool,
     parse_date,
@@ -82,7 +84,19 @@ TIME_COLUMNS = {
 REQUIRED_TIME = {"events": "day", "adverse_events": "onset_day", "observations": "day"}
 
 
+def _plain(raw: pd.Series) -> pd.Series:
+    """A dictionary-encoded (Categorical) text column as plain text cells."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        return raw.astype(object).fillna("")
+    return raw
+
+
 def _typed_column(table: str, column: str, raw: pd.Series, out: Collector) -> pd.Series:
+    """Type one canonical column: parsed once per distinct cell text (``parse.by_distinct``)."""
+    return by_distinct(raw, out, lambda cells, sub: _typed_cells(table, column, cells, sub))
+
+
+def _typed_cells(table: str, column: str, raw: pd.Series, out: Collector) -> pd.Series:
     kind = COLUMNS[table][column]
     if (table, column) in VOCAB_COLUMNS:
         return parse_vocab(raw, column, VOCAB_COLUMNS[(table, column)], out)
@@ -147,7 +161,7 @@ def parse_table(
         and not str(c).startswith("Unnamed:")
     ]
     for column in extras:
-        typed[column] = parse_extra(raw[column])
+        typed[column] = parse_extra(_plain(raw[column]))
     df = pd.DataFrame(typed, index=raw.index)
     df["source_file"] = pd.Series(file, index=raw.index, dtype="string")
     df["source_row"] = raw["source_row"].astype("Int64")
@@ -159,18 +173,35 @@ def parse_table(
 def _observation_values(
     raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector
 ) -> pd.Series:
-    """Numeric value, or a word for categorical analytes (oxygen device, consciousness …)."""
-    text = raw["value"].fillna("").astype(str).str.strip()
-    categorical = typed["analyte"].isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy()
-    numeric_part = text.where(~categorical, "")
-    values = parse_float(numeric_part, "value", out, minimum=0, what="a non-negative number")
-    as_number = pd.to_numeric(text.where(categorical, None), errors="coerce")
-    typed["value"] = values.where(~categorical, as_number.astype("float64"))
-    words = text.where(categorical & as_number.isna().to_numpy() & ~is_missing(raw["value"]), None)
-    _check_category_words(words, typed["analyte"], out)
+    """Numeric value, or a word for categorical analytes (oxygen device, consciousness …).
+
+    Vectorised over distinct cell texts: each distinct value is parsed once, then the
+    result is broadcast to its rows (problems are still reported per row).
+    """
+    analyte = typed["analyte"]
+    categorical = analyte.isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy(dtype=bool)
+    codes, cells = distinct(raw["value"])
+    text = cells.str.strip()
+    sub = Collector(out.file, np.arange(len(cells)))
+    numbers = parse_float(cells, "value", sub, minimum=0, what="a non-negative number")
+    # a categorical analyte's cell is never a numeric problem: point its rows past the end
+    out.spread(sub.problems, np.where(categorical, len(cells), codes))
+    as_number = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy()
+    typed["value"] = pd.Series(
+        np.where(categorical, as_number[codes], numbers.to_numpy()[codes]), index=raw.index
+    )
+    is_word = np.isnan(as_number) & ~is_missing(cells)
+    word_rows = categorical & is_word[codes]
+    words_of = text.to_numpy(dtype=object)
+    words = pd.Series(np.where(word_rows, words_of[codes], None), index=raw.index, dtype=object)
+    _check_category_words(words, analyte, out)
     if "unit" in raw.columns:
         _units(raw, typed, out)
-    return words.str.strip().str.lower().astype("string")
+    lower = pd.Series(text.str.lower().to_numpy(dtype=object))
+    return pd.Series(
+        pd.array(np.where(word_rows, lower.to_numpy()[codes], None), dtype="string"),
+        index=raw.index,
+    )
 
 
 #: categorical analytes answered yes/no (vocab.YES_NO); the others use cohort.categories
@@ -192,61 +223,91 @@ YES_NO_ANALYTES = frozenset(
 
 
 def _check_category_words(words: pd.Series, analyte: pd.Series, out: Collector) -> None:
-    """A word for a categorical analyte must be one the grading engines know."""
+    """A word for a categorical analyte must be one the grading engines know (decided once
+    per distinct (analyte, word) pair, reported on every row)."""
     from cartrial.cohort.categories import CATEGORIES, describe, lookup_table
 
-    present = words.notna().to_numpy()
-    if not present.any():
+    present = np.flatnonzero(words.notna().to_numpy())
+    if not len(present):
         return
-    keys = words.fillna("").map(vocab._key)
-    for name in set(analyte[present].dropna()):
-        rows = present & (analyte == name).fillna(False).to_numpy()
+    pairs = pd.DataFrame(
+        {"a": analyte.iloc[present].astype(object).to_numpy(), "w": words.iloc[present].to_numpy()}
+    )
+    pair_codes = pairs.groupby(["a", "w"], sort=False, dropna=False).ngroup().to_numpy()
+    distinct_pairs = pairs.drop_duplicates().reset_index(drop=True)
+    verdict = []
+    for name, word in distinct_pairs.itertuples(index=False):
         if name in CATEGORIES:
-            known = set(lookup_table(name))
-            expected = "one of: " + describe(name)
+            ok = vocab._key(word) in lookup_table(name)
+            verdict.append(None if ok else "one of: " + describe(name))
         elif name in YES_NO_ANALYTES:
-            known = set(vocab.build_lookup(vocab.YES_NO))
-            expected = "yes or no (or 1/0)"
+            ok = vocab._key(word) in vocab.build_lookup(vocab.YES_NO)
+            verdict.append(None if ok else "yes or no (or 1/0)")
         else:
-            continue
-        bad = rows & ~keys.isin(known).to_numpy()
-        out.add_rows(bad, "value", words.fillna(""), f"for {name}, {expected}")
+            verdict.append(None)
+    for j in np.flatnonzero([v is not None for v in verdict]):
+        name, word = distinct_pairs.iloc[j]
+        for i in present[pair_codes == j]:
+            out.problems.append(
+                Problem(out.file, int(out.rows[i]), "value", word, f"for {name}, {verdict[j]}")
+            )
 
 
 def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None:
-    """Canonicalise units and report a unit the analyte is not measured in."""
+    """Canonicalise units, report a unit the analyte is not measured in, and convert values
+    to the analyte's stored unit (``vocab.UNIT_CONVERSIONS``: cells/uL -> 10^9/L, g/L ->
+    g/dL, F -> C, umol/L -> mg/dL). Decided once per distinct (analyte, unit) pair."""
     unit_lookup = vocab.build_lookup(vocab.UNIT_ALIASES)
-    text = raw["unit"].fillna("").astype(str).str.strip()
-    missing = is_missing(raw["unit"])
-    canon = text.map({u: unit_lookup.get(vocab._key(u)) or u for u in pd.unique(text)})
-    analyte = typed["analyte"]
-    # decide once per distinct (analyte, unit) pair, then broadcast back to the rows
-    pairs = pd.DataFrame({"a": analyte.astype(object), "u": canon.astype(object)})
-    distinct = pairs.drop_duplicates().copy()
-    distinct["wrong"] = [
-        a in vocab.ANALYTES and vocab.ANALYTES[a][1] is not None and u not in vocab.ANALYTES[a][1]
-        for a, u in distinct.itertuples(index=False)
-    ]
-    wrong = pairs.merge(distinct, on=["a", "u"], how="left")["wrong"].to_numpy(dtype=bool)
-    bad = ~missing & wrong
-    for i in np.flatnonzero(bad):
-        a = analyte.iloc[i]
+    u_codes, u_cells = distinct(raw["unit"])
+    u_text = u_cells.str.strip()
+    u_missing = is_missing(u_cells)
+    a_codes, a_names = pd.factorize(typed["analyte"].astype(object), use_na_sentinel=True)
+    a_names = np.append(np.asarray(a_names, dtype=object), None)  # code -1 -> None
+    pair_codes, pairs = pd.factorize(a_codes.astype(np.int64) * len(u_cells) + u_codes)
+    pa_, pu_ = np.divmod(np.asarray(pairs, dtype=np.int64), len(u_cells))
+    canon, wrong, scale, offset, stored = [], [], [], [], []
+    for a_i, u_i in zip(pa_.tolist(), pu_.tolist(), strict=True):
+        a, u = a_names[a_i], u_text.iat[u_i]
+        own = vocab.ANALYTE_UNIT_SPELLINGS.get(a, {}).get(vocab._key(u)) if a else None
+        c = own or unit_lookup.get(vocab._key(u)) or u
+        allowed = vocab.ANALYTES[a][1] if a in vocab.ANALYTES else None
+        bad = allowed is not None and c not in allowed and not u_missing[u_i]
+        k, b = 1.0, 0.0
+        if not bad and not u_missing[u_i] and a in vocab.UNIT_CONVERSIONS:
+            target, others = vocab.UNIT_CONVERSIONS[a]
+            if c in others:
+                (k, b), c = others[c], target
+        canon.append(c)
+        wrong.append(bad)
+        scale.append(k)
+        offset.append(b)
+        stored.append(None if u_missing[u_i] else c)
+    wrong_rows = np.asarray(wrong, dtype=bool)[pair_codes]
+    for i in np.flatnonzero(wrong_rows):
+        a = a_names[a_codes[i]]
         out.problems.append(
             Problem(
                 out.file,
                 int(out.rows[i]),
                 "unit",
-                text.iloc[i],
+                u_text.iat[u_codes[i]],
                 f"a unit of {a}: " + " or ".join(sorted(vocab.ANALYTES[a][1] or ())),
             )
         )
-    typed["unit"] = canon.where(~missing, None).astype("string")
+    k = np.asarray(scale)[pair_codes]
+    b = np.asarray(offset)[pair_codes]
+    if (k != 1.0).any() or (b != 0.0).any():
+        typed["value"] = pd.Series(typed["value"].to_numpy() * k + b, index=raw.index)
+    typed["unit"] = pd.Series(
+        pd.array(np.asarray(stored, dtype=object)[pair_codes], dtype="string"), index=raw.index
+    )
 
 
 def _mrd(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None:
     """``mrd`` is negative/positive or a numeric fraction (negative below 1e-4, NCCN flow MRD)."""
     if "mrd" not in raw.columns:
         return
+    raw = raw.assign(mrd=_plain(raw["mrd"]))
     text = raw["mrd"].fillna("").astype(str).str.strip()
     missing = is_missing(raw["mrd"])
     numbers = pd.to_numeric(text.where(~missing, None), errors="coerce")
@@ -274,7 +335,8 @@ def _dates_to_days(
     out: Collector,
 ) -> None:
     """Convert a date column to days since infusion; check it agrees with a day column."""
-    dates = parse_date(raw[date_col], date_col, out)
+    dates = by_distinct(raw[date_col], out, lambda cells, sub: parse_date(cells, date_col, sub))
+    raw = raw.assign(**{date_col: _plain(raw[date_col])})
     have = dates.notna().to_numpy()
     if not have.any():
         return
@@ -290,7 +352,8 @@ def _dates_to_days(
         no_inf,
         date_col,
         raw[date_col],
-        "patients.infusion_date for this patient, to turn the date into a study day",
+        "patients.infusion_date for this patient (or, for a patient never infused, "
+        "patients.enrollment_date), to turn the date into a study day",
     )
     days = (dates - inf).dt.total_seconds() / 86400.0
     days = days.astype("float64")
@@ -328,7 +391,7 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
     rows = df["source_row"].to_numpy()
     if table == "patients":
         ids = df["patient_id"]
-        out.add_rows(ids.isna().to_numpy(), "patient_id", ids.fillna(""), "a non-empty patient_id")
+        out.add_rows(ids.isna().to_numpy(), "patient_id", ids, "a non-empty patient_id")
         dup = ids.notna().to_numpy() & ids.duplicated(keep="first").to_numpy()
         first_row = dict(zip(ids[~ids.duplicated(keep="first")], rows, strict=False))
         for i in np.flatnonzero(dup):
@@ -343,13 +406,13 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
             )
     if table in ("events", "adverse_events", "observations"):
         ids = df["patient_id"]
-        out.add_rows(ids.isna().to_numpy(), "patient_id", ids.fillna(""), "a non-empty patient_id")
+        out.add_rows(ids.isna().to_numpy(), "patient_id", ids, "a non-empty patient_id")
         tcol = REQUIRED_TIME[table]
         no_time = df[tcol].isna().to_numpy() & ~_already_reported(out, rows, tcol)
         out.add_rows(
             no_time,
             tcol,
-            df[tcol].astype("string").fillna(""),
+            df[tcol],
             f"a time: {tcol} (days since infusion) or a date",
         )
     if table == "events":
@@ -360,7 +423,7 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
         out.add_rows(
             no_resp,
             "response",
-            df["response"].fillna(""),
+            df["response"],
             "a response category for an event of type 'response'",
         )
     if table == "adverse_events":
@@ -369,7 +432,7 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
             bad, "resolution_day", df["resolution_day"], "a resolution on or after onset_day"
         )
         no_grade = df["grade"].isna().to_numpy() & ~_already_reported(out, rows, "grade")
-        out.add_rows(no_grade, "grade", df["grade"].astype("string").fillna(""), "a grade 0–5")
+        out.add_rows(no_grade, "grade", df["grade"], "a grade 0–5")
         df["derived"] = df["derived"].fillna(False)
     if table == "observations":
         words = df["value_text"].notna().to_numpy()
@@ -377,7 +440,7 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
         out.add_rows(
             empty,
             "value",
-            df["value"].astype("string").fillna(""),
+            df["value"],
             "a value",
         )
 

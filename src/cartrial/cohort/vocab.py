@@ -56,6 +56,8 @@ RESPONSES: dict[str, tuple[str, ...]] = {
     "SD": ("stable disease",),
     "NR": ("no response", "non-response", "refractory", "nonresponse", "resistant disease"),
     "PD": ("progressive disease", "progression"),
+    # relapse documented on a response assessment (NCCN ALL "relapsed disease")
+    "REL": ("relapse", "relapsed", "relapsed disease", "recurrence"),
     "NE": ("not evaluable", "not assessed", "inevaluable", "ne"),
 }
 #: responses counted in the objective response rate (ORR = CR + CRi + PR; CRh and MLFS
@@ -117,7 +119,10 @@ AE_TERMS: dict[str, tuple[str, ...]] = {
     "alt_increased": ("alanine aminotransferase increased", "alt increased"),
     "ast_increased": ("aspartate aminotransferase increased", "ast increased"),
     "bilirubin_increased": ("blood bilirubin increased", "hyperbilirubinemia"),
-    "creatinine_increased": ("acute kidney injury", "aki"),
+    "creatinine_increased": ("creatinine increased",),
+    # its own CTCAE v5.0 term (Renal and urinary disorders), graded by what it needs, not
+    # by creatinine multiples: not an alias of creatinine_increased
+    "acute_kidney_injury": ("acute kidney injury", "aki"),
     "hypofibrinogenemia": ("fibrinogen decreased",),
     "dic": ("disseminated intravascular coagulation",),
     "hemorrhage": ("haemorrhage", "bleeding"),
@@ -194,11 +199,15 @@ ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "cd7neg_nk": (("cd7- nk", "cd7_neg_nk"), frozenset({"cells/uL"})),
     "cd19_b": (("cd19+ b", "b cells", "cd19"), frozenset({"cells/uL"})),
     "b_pct_lymph": (("b cells % of lymphocytes", "cd19_pct"), frozenset({"%"})),
-    "anc": (("neutrophils", "absolute neutrophil count"), frozenset({"10^9/L"})),
-    "platelets": (("plt", "platelet count"), frozenset({"10^9/L"})),
-    "wbc": (("white blood cells", "leukocytes"), frozenset({"10^9/L"})),
-    "lymphocytes": (("alc", "absolute lymphocyte count"), frozenset({"10^9/L"})),
-    "hemoglobin": (("hb", "haemoglobin", "hgb"), frozenset({"g/dL"})),
+    # counts: 10^9/L (stored) or cells/uL (converted on load, see UNIT_CONVERSIONS)
+    "anc": (("neutrophils", "absolute neutrophil count"), frozenset({"10^9/L", "cells/uL"})),
+    "platelets": (("plt", "platelet count"), frozenset({"10^9/L", "cells/uL"})),
+    "wbc": (("white blood cells", "leukocytes"), frozenset({"10^9/L", "cells/uL"})),
+    "lymphocytes": (
+        ("alc", "absolute lymphocyte count"),
+        frozenset({"10^9/L", "cells/uL"}),
+    ),
+    "hemoglobin": (("hb", "haemoglobin", "hgb"), frozenset({"g/dL", "g/L"})),
     "crp": (("c-reactive protein",), frozenset({"mg/L"})),
     "il6": (("il-6", "interleukin-6"), frozenset({"pg/mL"})),
     "ferritin": ((), frozenset({"ng/mL"})),
@@ -206,7 +215,7 @@ ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "chimerism": (("donor chimerism",), frozenset({"%"})),
     "bm_blasts": (("marrow blasts", "bm blasts"), frozenset({"%"})),
     "mrd_flow": (("mrd",), frozenset({"fraction"})),
-    "temperature": (("temp", "temperature_c", "body temperature"), frozenset({"C"})),
+    "temperature": (("temp", "temperature_c", "body temperature"), frozenset({"C", "F"})),
     "sbp": (("systolic bp", "systolic blood pressure"), frozenset({"mmHg"})),
     "vasopressors": (("vasopressor count",), frozenset({"n"})),
     "vasopressin": ((), None),
@@ -221,7 +230,12 @@ ANALYTES: dict[str, tuple[tuple[str, ...], frozenset[str] | None]] = {
     "tocilizumab": (("toci",), None),
     "steroids": (("corticosteroids",), None),
     "skin_bsa_pct": (("rash bsa",), frozenset({"%"})),
-    "bilirubin": (("bilirubin_mg_dl", "total bilirubin"), frozenset({"mg/dL"})),
+    "bilirubin": (("bilirubin_mg_dl", "total bilirubin"), frozenset({"mg/dL", "umol/L"})),
+    # CTCAE v5.0 chemistry and coagulation (cartrial.grading.ctcae)
+    "creatinine": (("serum creatinine", "creatinine_mg_dl"), frozenset({"mg/dL", "umol/L"})),
+    "alt": (("alanine aminotransferase", "alt_u_l", "sgpt"), frozenset({"U/L"})),
+    "ast": (("aspartate aminotransferase", "ast_u_l", "sgot"), frozenset({"U/L"})),
+    "fibrinogen": (("fibrinogen_mg_dl",), frozenset({"mg/dL", "g/L"})),
     "stool_ml_day": (("stool volume",), frozenset({"mL/day"})),
     "weight": (("weight_kg", "body weight"), frozenset({"kg"})),
     "tcr_shannon": (("shannon",), None),
@@ -260,11 +274,35 @@ UNIT_ALIASES: dict[str, tuple[str, ...]] = {
     "L/min": ("l/min",),
     "%": ("percent", "pct"),
     "C": ("°c", "degc", "celsius"),
+    "F": ("°f", "degf", "fahrenheit"),
+    "umol/L": ("µmol/l", "μmol/l", "umol/l", "micromol/l"),
     "mmHg": ("mmhg",),
     "kg": (),
     "n": ("count", "number"),
     "points": ("score", "pts"),
     "fraction": ("proportion",),
+}
+
+#: spellings whose meaning depends on the analyte: "g/L" is giga/L (10^9/L) for a count
+#: but grams per litre for haemoglobin and fibrinogen
+ANALYTE_UNIT_SPELLINGS: dict[str, dict[str, str]] = {
+    "hemoglobin": {"g/l": "g/L"},
+    "fibrinogen": {"g/l": "g/L"},
+}
+#: analyte -> (stored unit, {other accepted unit: (scale, offset)}): stored = value *
+#: scale + offset. 1 cell/uL = 10^-3 x10^9/L; Hb 1 g/L = 0.1 g/dL; bilirubin 1 mg/dL =
+#: 17.1 umol/L; creatinine 1 mg/dL = 88.4 umol/L; fibrinogen 1 g/L = 100 mg/dL;
+#: C = (F - 32) x 5/9.
+UNIT_CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
+    "anc": ("10^9/L", {"cells/uL": (1e-3, 0.0)}),
+    "platelets": ("10^9/L", {"cells/uL": (1e-3, 0.0)}),
+    "wbc": ("10^9/L", {"cells/uL": (1e-3, 0.0)}),
+    "lymphocytes": ("10^9/L", {"cells/uL": (1e-3, 0.0)}),
+    "hemoglobin": ("g/dL", {"g/L": (0.1, 0.0)}),
+    "temperature": ("C", {"F": (5 / 9, -32 * 5 / 9)}),
+    "bilirubin": ("mg/dL", {"umol/L": (1 / 17.1, 0.0)}),
+    "creatinine": ("mg/dL", {"umol/L": (1 / 88.4, 0.0)}),
+    "fibrinogen": ("mg/dL", {"g/L": (100.0, 0.0)}),
 }
 
 
@@ -286,14 +324,20 @@ def build_lookup(vocabulary: Mapping[str, Iterable[str]]) -> dict[str, str]:
     return lookup
 
 
-_LOOKUPS: dict[int, dict[str, str]] = {}
+#: lookup tables keyed by the vocabulary's *content* (never by ``id()``: a dict built
+#: per call, e.g. the units of one analyte, can reuse a freed dict's address)
+_LOOKUPS: dict[tuple[tuple[str, tuple[str, ...]], ...], dict[str, str]] = {}
+_MAX_LOOKUPS = 512
 
 
 def canonical(value: object, vocabulary: Mapping[str, Iterable[str]]) -> str | None:
     """Return the canonical spelling of ``value`` in ``vocabulary``, or None if unknown."""
-    table = _LOOKUPS.get(id(vocabulary))
+    content = tuple((name, tuple(aliases)) for name, aliases in vocabulary.items())
+    table = _LOOKUPS.get(content)
     if table is None:
-        table = _LOOKUPS[id(vocabulary)] = build_lookup(vocabulary)
+        if len(_LOOKUPS) >= _MAX_LOOKUPS:  # bounded: callers may pass ad-hoc vocabularies
+            _LOOKUPS.clear()
+        table = _LOOKUPS[content] = build_lookup(dict(content))
     return table.get(_key(str(value)))
 
 

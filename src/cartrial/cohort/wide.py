@@ -134,6 +134,9 @@ def wide_to_tables(raw: pd.DataFrame, label: str):
                     "event_desc": np.where(e == 1, f"{ep} event ({ecol} = 1)", ""),
                     "censor_desc": np.where(e == 0, f"censored ({ecol} = 0)", ""),
                     "source": [f"{label} row {r}: {tcol}, {ecol}" for r in rows],
+                    "source_table": "patients",
+                    "source_file": label,
+                    "source_row": pd.array(rows, dtype="Int64"),
                 }
             )[~missing]
         )

@@ -1,43 +1,50 @@
-"""Time-to-event endpoints, derived declaratively and traceable to source rows.
+"""Time-to-event endpoints, derived from declared definitions and traceable to source rows.
 
-Each endpoint is a small declaration in the style of pharmaverse admiral's
-``derive_param_tte()``: which event rows count as events, the time origin, and the
-censoring rule. The event time is the **earliest** qualifying event; a patient without
-one is censored at the **latest** day known alive (any event, adverse-event or
-observation row; admiral's "last known alive date"). Every output row names the source
-row that decided it. Times are days since infusion (day 0), as publications count them.
+``derive_endpoints`` evaluates the :class:`~cartrial.endpoints.definitions.EndpointDefinition`
+objects of ``cartrial.endpoints.definitions`` (OS, PFS, EFS, DFS, DOR, CIR, NRM and any
+user-defined endpoint) on a cohort, in the style of pharmaverse admiral's
+``derive_param_tte()``: the event time is the **earliest** qualifying event on or after
+the origin; a competing event that comes first ends follow-up with its cause code; a
+censoring event (SCT, new therapy — options) that comes first censors; otherwise the
+patient is censored at the **latest** day known alive (any events, adverse-event or
+observation row; admiral's "last known alive date"). Each definition names its
+population (``cartrial.endpoints.populations``); only that population gets rows.
 
-Definitions (PATHWAY.md; Tan 2023 J Hematol Oncol 16:34; ELN 2022, Döhner et al. Blood
-2022;140:1345, for EFS/RFS; Cheson et al. J Clin Oncol 2007 for DOR):
+Every output row carries its provenance as columns — ``source_table``, ``source_file``,
+``source_row`` — and as the display string ``source``. Times are days since infusion
+(day 0) as publications count them; DOR counts from the first objective response.
 
-- **OS**: infusion → death of any cause; alive patients censored at last contact.
-- **PFS**: infusion → relapse, progression or death, whichever first.
-- **EFS**: as PFS, and (option ``efs_nonresponse_event``, default on) a patient without
-  an objective response in the assessment window has an event at day 0. ELN 2022 dates
-  this treatment failure on day 1 of an SDTM-style calendar (no day 0); on the
-  publications' day-0 axis it is day 0.
-- **DFS** (also called RFS): among patients in complete remission (CR, CRi, CRh) in the
-  response window; infusion → relapse, progression or death.
-- **DOR**: among responders (ORR set), first response → relapse, progression or death.
-- **CIR** and **NRM**: competing risks. A patient's first of relapse/progression (cause 1)
-  or death without prior relapse (cause 2); censored otherwise (cause 0). The ``cause``
-  column carries the code for the cumulative-incidence functions.
+Evidence of relapse or progression (DESIGN.md; CIBMTR: NRM is death without evidence of
+relapse or progression): a ``relapse`` or ``progression`` event; a response assessment of
+PD or REL; a death whose recorded cause is the disease with no earlier such row (dated at
+the death). Same-day ties: relapse, progression, PD/REL assessment, death from disease,
+then death; then file and row order — never row order alone.
 
-Option ``censor_at_sct`` (and ``censor_at_new_therapy``) censors PFS, EFS, DFS, DOR,
-CIR and NRM at consolidation SCT (new therapy) when it comes before the event: the
-sensitivity analysis ELN 2022 recommends when SCT often follows CAR-T. OS is never
-censored at SCT.
+Option ``censor_at_sct`` (and ``censor_at_new_therapy``) censors every endpoint whose
+definition allows it (all but OS) at SCT (new therapy) when that comes before the event:
+the sensitivity analysis ELN 2022 recommends when SCT often follows CAR-T.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from cartrial.cohort.model import Cohort
 from cartrial.cohort.vocab import COMPLETE_RESPONSES, OBJECTIVE_RESPONSES
+from cartrial.endpoints.definitions import (
+    ENDPOINTS,
+    AdverseEventKind,
+    EndpointDefinition,
+    EventKind,
+)
+from cartrial.endpoints.populations import POPULATIONS, analysis_populations
+
+__all__ = ["COMPLETE_RESPONSES", "OBJECTIVE_RESPONSES"]
 
 COLUMNS = [
     "patient_id",
@@ -48,11 +55,19 @@ COLUMNS = [
     "censor_desc",
     "source",
     "cause",
+    "source_table",
+    "source_file",
+    "source_row",
 ]
 PROGRESSION_EVENTS = ("relapse", "progression")
+#: response assessments that document relapse or progression
+PROGRESSION_RESPONSES = ("PD", "REL")
 #: same-day ties: relapse, then progression, then death (a death on the day of relapse
 #: follows it); other kinds after these, then file order
-TIE_ORDER = {"relapse": 0, "progression": 1, "death": 2}
+TIE_ORDER = {"relapse": 0, "progression": 1, "death": 4}
+_RANK_PD_RESPONSE = 2
+_RANK_DISEASE_DEATH = 3
+_RANK_OTHER = 5
 RESPONSE_RANK = {
     "CR": 0,
     "CRh": 1,
@@ -63,7 +78,8 @@ RESPONSE_RANK = {
     "SD": 6,
     "NR": 7,
     "PD": 8,
-    "NE": 9,
+    "REL": 9,
+    "NE": 10,
 }
 
 
@@ -73,321 +89,576 @@ class EndpointOptions:
 
     response_window: days (inclusive) in which a response assessment counts as the
         day-28–30 response; default 0–35 allows for visits a few days late.
-    efs_nonresponse_event: EFS counts no objective response in the window as an event
-        at day 0 (conventional; ELN 2022 treatment failure).
+    efs_nonresponse_event: EFS counts failure to reach ``required_response`` in the window
+        as an event (ELN 2022 treatment failure). Default on.
+    required_response: the responses that are success for EFS; default CR/CRh/CRi, the
+        leukaemia convention (ELN 2022; NCCN ALL; pivotal CAR-T ALL trials). A lymphoma
+        trial would add PR.
+    efs_failure_day: the day that treatment failure is dated: 0 on the publications'
+        day-0 axis, 1 as ELN 2022's calendar counts it.
     censor_at_sct / censor_at_new_therapy: sensitivity analyses (see module docstring).
+    definitions: user-defined endpoints (name → EndpointDefinition) evaluated beside
+        the built-in ones (``cartrial.endpoints.definitions.load_definitions``).
     """
 
     response_window: tuple[float, float] = (0.0, 35.0)
     efs_nonresponse_event: bool = True
+    required_response: tuple[str, ...] = ("CR", "CRh", "CRi")
+    efs_failure_day: float = 0.0
     censor_at_sct: bool = False
     censor_at_new_therapy: bool = False
+    definitions: Mapping[str, EndpointDefinition] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.required_response if r not in RESPONSE_RANK]
+        if bad or not self.required_response:
+            raise ValueError(
+                f"required_response: found {bad or '(none)'}; expected responses among "
+                f"{', '.join(RESPONSE_RANK)}"
+            )
+        if self.efs_failure_day not in (0, 1, 0.0, 1.0):
+            raise ValueError(f"efs_failure_day: found {self.efs_failure_day!r}; expected 0 or 1")
+
+
+def _display(file, row, what) -> np.ndarray:
+    """``file row N (what)`` pointers, vectorised (only for the rows that are shown)."""
+    f = pd.Series(np.asarray(file, dtype=object), dtype=object).astype(str)
+    r = pd.Series(pd.array(np.asarray(row, dtype=object), dtype="Int64")).astype(str)
+    r = r.where(r != "<NA>", "?")
+    w = pd.Series(np.asarray(what, dtype=object), dtype=object).astype(str)
+    return (f + " row " + r + " (" + w + ")").to_numpy(dtype=object)
 
 
 def _src(df: pd.DataFrame) -> pd.Series:
     """Human-readable pointer to a source row: ``file row N (what)``."""
     what = df["event"] if "event" in df.columns else df.get("term", pd.Series("", index=df.index))
-    return (
-        df["source_file"].astype(str)
-        + " row "
-        + df["source_row"].astype(str)
-        + " ("
-        + what.astype(str)
-        + ")"
-    )
+    return pd.Series(_display(df["source_file"], df["source_row"], what), index=df.index)
 
 
-def _first(events: pd.DataFrame, kinds: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """Each patient's earliest event of the given kinds: day and source pointer."""
-    sub = events[events["event"].isin(list(kinds)) & events["day"].notna()].copy()
-    # same-day ties by TIE_ORDER, then file order: never row order alone
-    sub["_tie"] = sub["event"].map(TIE_ORDER).fillna(len(TIE_ORDER))
-    sub = sub.sort_values(["day", "_tie", "source_file", "source_row"], kind="stable")
-    sub = sub.drop_duplicates("patient_id")
-    return pd.DataFrame(
-        {
-            "day": sub["day"].to_numpy(),
-            "kind": sub["event"].to_numpy(),
-            "src": _src(sub).to_numpy(),
-        },
-        index=pd.Index(sub["patient_id"], name="patient_id"),
-    )
+@dataclass
+class Hits:
+    """Candidate source rows as parallel arrays (structure of arrays: no per-row objects).
+
+    ``pos``: the patient's position in ``cohort.patients``; ``file``: a code into the
+    context's sorted file names (so ties break by file name, then row, as before).
+    """
+
+    pos: np.ndarray
+    day: np.ndarray
+    rank: np.ndarray
+    desc: np.ndarray
+    table: np.ndarray
+    file: np.ndarray
+    row: np.ndarray
+    flag: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def display(self, files: list[str]) -> np.ndarray:
+        """``file row N (desc)`` for every hit, computed once per Hits object."""
+        cached = self.__dict__.get("_display")
+        if cached is None:
+            names = np.asarray([*files, None], dtype=object)
+            row = np.where(self.row >= 0, self.row, None)
+            cached = self.__dict__["_display"] = _display(names[self.file], row, self.desc)
+        return cached
+
+    def take(self, idx: np.ndarray) -> Hits:
+        return Hits(*(getattr(self, f)[idx] for f in _HIT_FIELDS))
+
+    @staticmethod
+    def concat(parts: list[Hits]) -> Hits:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return _EMPTY_HITS
+        if len(parts) == 1:
+            return parts[0]
+        return Hits(*(np.concatenate([getattr(p, f) for p in parts]) for f in _HIT_FIELDS))
+
+    def with_flag(self, value: bool) -> Hits:
+        return Hits(*(getattr(self, f) for f in _HIT_FIELDS[:-1]), np.full(len(self), value))
+
+    def first(self, n: int, origin: np.ndarray | None = None) -> np.ndarray:
+        """Index (into these hits) of each patient's earliest row on or after the origin.
+
+        -1 where a patient has none. Order: day, rank (same-day tie order), file, row.
+        """
+        out = np.full(n, -1, dtype=np.int64)
+        if not len(self):
+            return out
+        start = 0.0 if origin is None else origin[self.pos]
+        sel = np.flatnonzero(self.day >= start)  # NaN origin: never
+        if not len(sel):
+            return out
+        order = np.lexsort(
+            (self.row[sel], self.file[sel], self.rank[sel], self.day[sel], self.pos[sel])
+        )
+        idx = sel[order]
+        ps = self.pos[idx]
+        keep = np.ones(len(idx), dtype=bool)
+        keep[1:] = ps[1:] != ps[:-1]
+        out[ps[keep]] = idx[keep]
+        return out
+
+    def first_day(self, n: int, origin: np.ndarray | None = None) -> np.ndarray:
+        """Each patient's earliest day (NaN where none): ``first`` as days."""
+        i = self.first(n, origin)
+        out = np.full(n, np.nan)
+        ok = i >= 0
+        out[ok] = self.day[i[ok]]
+        return out
 
 
-def last_known_alive(cohort: Cohort) -> pd.DataFrame:
+_HIT_FIELDS = ("pos", "day", "rank", "desc", "table", "file", "row", "flag")
+_EMPTY_HITS = Hits(
+    np.empty(0, np.int64),
+    np.empty(0, float),
+    np.empty(0, np.int64),
+    np.empty(0, object),
+    np.empty(0, object),
+    np.empty(0, np.int64),
+    np.empty(0, np.int64),
+    np.empty(0, bool),
+)
+
+
+class _Context:
+    """Per-cohort sources, computed once and shared by every endpoint definition."""
+
+    def __init__(self, cohort: Cohort, options: EndpointOptions) -> None:
+        self.cohort = cohort
+        self.options = options
+        self.ids = pd.Index(cohort.patients["patient_id"].astype(str), name="patient_id")
+        self.n = len(self.ids)
+        files = set()
+        for df in (cohort.patients, cohort.events, cohort.adverse_events, cohort.observations):
+            if len(df):
+                files.update(pd.unique(df["source_file"].astype(str)))
+        self.files = sorted(files)
+        self._file_index = pd.Index(self.files)
+        ev = cohort.events
+        self.events = ev[ev["day"].notna().to_numpy()]
+        self.ev_pos = self.pos_of(self.events)
+        self.ev_file = self.file_of(self.events)
+        # the words of the event, response and cause columns, factorised once: every
+        # selection below is then an integer comparison, not a string match per call
+        self._codes = {
+            col: pd.factorize(self.events[col].astype(object), use_na_sentinel=True)
+            for col in ("event", "response", "cause")
+        }
+
+    def is_in(self, column: str, words) -> np.ndarray:
+        """Boolean mask over ``self.events``: ``column`` is one of ``words``."""
+        codes, uniques = self._codes[column]
+        wanted = [i for i, u in enumerate(uniques) if u in set(words)]
+        return np.isin(codes, wanted) if wanted else np.zeros(len(codes), dtype=bool)
+
+    def pos_of(self, df: pd.DataFrame) -> np.ndarray:
+        """Each row's patient position (one hash pass per table)."""
+        return pd.Categorical(df["patient_id"].astype(str), categories=self.ids).codes.astype(
+            np.int64
+        )
+
+    def file_of(self, df: pd.DataFrame) -> np.ndarray:
+        return self._file_index.get_indexer(df["source_file"].astype(str)).astype(np.int64)
+
+    def hits(self, df, pos, file, day, rank, desc, table: str) -> Hits:
+        k = len(df)
+        return Hits(
+            pos,
+            np.asarray(day, dtype=float),
+            np.broadcast_to(np.asarray(rank, dtype=np.int64), (k,)).copy(),
+            np.broadcast_to(np.asarray(desc, dtype=object), (k,)).copy(),
+            np.full(k, table, dtype=object),
+            file,
+            df["source_row"].fillna(-1).to_numpy(dtype=np.int64),
+            np.ones(k, dtype=bool),
+        )
+
+    def _event_rows(self, mask: np.ndarray, rank, desc) -> Hits:
+        ev = self.events[mask]
+        return self.hits(
+            ev,
+            self.ev_pos[mask],
+            self.ev_file[mask],
+            ev["day"].to_numpy(float),
+            rank(ev) if callable(rank) else rank,
+            desc(ev) if callable(desc) else desc,
+            "events",
+        )
+
+    def _kind_mask(self, kinds) -> np.ndarray:
+        return self.is_in("event", kinds)
+
+    @cached_property
+    def best(self) -> pd.DataFrame:
+        return best_response(self.cohort, self.options.response_window)
+
+    @cached_property
+    def populations(self) -> pd.DataFrame:
+        return analysis_populations(self.cohort, self.options.response_window, best=self.best)
+
+    def population(self, code: str) -> np.ndarray:
+        """Boolean mask over patients (``cohort.patients`` order)."""
+        return self.populations[POPULATIONS[code].column].to_numpy(dtype=bool)
+
+    @cached_property
+    def last_alive(self) -> pd.DataFrame:
+        return last_known_alive(self.cohort, _ctx=self)
+
+    @cached_property
+    def deaths(self) -> Hits:
+        def desc(ev: pd.DataFrame) -> np.ndarray:
+            cause = ev["cause"].astype(object)
+            return np.where(
+                cause.isna(), "death", "death (" + cause.fillna("").astype(str) + ")"
+            ).astype(object)
+
+        return self._event_rows(self._kind_mask(["death"]), TIE_ORDER["death"], desc)
+
+    @cached_property
+    def progression(self) -> Hits:
+        """Every row that is evidence of relapse or progression (see module docstring)."""
+        ev = self.events
+        kinds = self._kind_mask(PROGRESSION_EVENTS)
+        rel = self._event_rows(
+            kinds,
+            lambda e: e["event"].map(TIE_ORDER).to_numpy(dtype=np.int64),
+            lambda e: e["event"].to_numpy(dtype=object),
+        )
+        resp = ev["event"].eq("response").fillna(False).to_numpy(dtype=bool) & ev["response"].isin(
+            list(PROGRESSION_RESPONSES)
+        ).fillna(False).to_numpy(dtype=bool)
+        pd_rows = self._event_rows(
+            resp,
+            _RANK_PD_RESPONSE,
+            lambda e: ("response assessment " + e["response"].astype(str)).to_numpy(dtype=object),
+        )
+        dd = self._kind_mask(["death"]) & self.is_in("cause", ["relapse"])
+        deaths = self._event_rows(dd, _RANK_DISEASE_DEATH, DISEASE_DEATH)
+        return Hits.concat([rel, pd_rows, deaths])
+
+    @cached_property
+    def treatment_failure(self) -> Hits:
+        """No required response in the window: an event on ``efs_failure_day``."""
+        best = self.best
+        br = best["best_response"]
+        failed = (
+            (br.notna() & br.ne("NE") & ~br.isin(list(self.options.required_response)))
+            .fillna(False)
+            .to_numpy(dtype=bool)
+        )
+        pos = np.flatnonzero(failed)
+        sub = best.iloc[pos]
+        k = len(pos)
+        return Hits(
+            pos.astype(np.int64),
+            np.full(k, float(self.options.efs_failure_day)),
+            np.full(k, -1, dtype=np.int64),
+            ("no required response (best " + sub["best_response"].astype(str) + ")").to_numpy(
+                dtype=object
+            ),
+            np.full(k, "events", dtype=object),
+            self._file_index.get_indexer(sub["source_file"].astype(str)).astype(np.int64),
+            sub["source_row"].fillna(-1).to_numpy(dtype=np.int64),
+            np.ones(k, dtype=bool),
+        )
+
+    @cached_property
+    def first_response(self) -> np.ndarray:
+        """Day of each patient's first objective response on or after day 0 (NaN: none)."""
+        m = self.is_in("event", ["response"]) & self.is_in("response", OBJECTIVE_RESPONSES)
+        return self._event_rows(m, 0, "first response").first_day(self.n)
+
+    def candidates(self, kind: EventKind) -> Hits:
+        if isinstance(kind, AdverseEventKind):
+            ae = self.cohort.adverse_events
+            sel = (
+                ae["term"].eq(kind.term).fillna(False).to_numpy(dtype=bool)
+                & (ae["grade"] >= kind.min_grade).fillna(False).to_numpy(dtype=bool)
+                & ae["onset_day"].notna().to_numpy(dtype=bool)
+            )
+            sub = ae[sel]
+            desc = (kind.term + " grade " + sub["grade"].astype(str)).to_numpy(dtype=object)
+            return self.hits(
+                sub,
+                self.pos_of(sub),
+                self.file_of(sub),
+                sub["onset_day"].to_numpy(float),
+                _RANK_OTHER,
+                desc,
+                "adverse_events",
+            )
+        if kind == "death":
+            return self.deaths
+        if kind == "progression":
+            return self.progression
+        if kind == "treatment_failure":
+            return self.treatment_failure
+        rank = TIE_ORDER.get(kind, _RANK_OTHER)
+        return self._event_rows(self._kind_mask([kind]), rank, kind.replace("_", " "))
+
+    def kinds(self, kinds: tuple[EventKind, ...]) -> Hits:
+        return Hits.concat([self.candidates(k) for k in kinds])
+
+
+#: how a death from the disease without an earlier relapse row is described
+DISEASE_DEATH = "death from the disease (no earlier relapse or progression row)"
+
+
+def last_known_alive(cohort: Cohort, _ctx: _Context | None = None) -> pd.DataFrame:
     """Latest day each patient is known alive, from every table (admiral's LSTALVDT).
 
     A death row counts too (the patient was alive until then). Patients with no dated
-    row get day 0 ("no follow-up recorded").
+    row get day 0 ("no follow-up recorded"). Among rows on the same latest day, the last
+    row of the file decides. Columns ``day``, ``src`` (display pointer),
+    ``source_table``, ``source_file``, ``source_row``; index ``patient_id``.
     """
-    parts = []
-    ev = cohort.events
-    if not ev.empty:
-        parts.append(
-            pd.DataFrame({"patient_id": ev["patient_id"], "day": ev["day"], "src": _src(ev)})
-        )
-    ae = cohort.adverse_events
-    if not ae.empty:
-        day = ae["resolution_day"].where(ae["resolution_day"].notna(), ae["onset_day"])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "patient_id": ae["patient_id"],
-                    "day": day,
-                    "src": ae["source_file"].astype(str)
-                    + " row "
-                    + ae["source_row"].astype(str)
-                    + " (adverse event)",
-                }
-            )
-        )
-    ob = cohort.observations
-    if not ob.empty:
-        parts.append(
-            pd.DataFrame(
-                {
-                    "patient_id": ob["patient_id"],
-                    "day": ob["day"],
-                    "src": ob["source_file"].astype(str)
-                    + " row "
-                    + ob["source_row"].astype(str)
-                    + " (observation)",
-                }
-            )
-        )
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
-    if not parts:
-        return pd.DataFrame({"day": 0.0, "src": "no follow-up recorded"}, index=ids)
-    allrows = pd.concat(parts, ignore_index=True).dropna(subset=["day"])
-    allrows = allrows.sort_values("day", kind="stable").drop_duplicates("patient_id", keep="last")
-    last = allrows.set_index("patient_id")[["day", "src"]].reindex(ids)
-    none = last["day"].isna()
-    last.loc[none, "day"] = 0.0
-    last.loc[none, "src"] = "no follow-up recorded"
-    last["day"] = last["day"].clip(lower=0.0)
-    return last
-
-
-def _time_to_event(
-    name: str,
-    ids: pd.Index,
-    event: pd.DataFrame,
-    last_alive: pd.DataFrame,
-    origin: pd.Series | None = None,
-    censor_first: pd.DataFrame | None = None,
-    cause_of: pd.Series | None = None,
-) -> pd.DataFrame:
-    """Earliest event, else censoring; optional earlier censoring (SCT) and time origin."""
-    ev = event.reindex(ids)
-    la = last_alive.reindex(ids)
-    has_event = ev["day"].notna()
-    day = ev["day"].where(has_event, la["day"])
-    desc_e = ("" + ev["kind"].fillna("")).where(has_event, "")
-    desc_c = pd.Series("censored at last known alive", index=ids).where(~has_event, "")
-    src = ev["src"].where(has_event, la["src"])
-    if censor_first is not None and not censor_first.empty:
-        cf = censor_first.reindex(ids)
-        earlier = (
-            cf["day"].notna()
-            & (~has_event | (cf["day"] < ev["day"]))
-            & (cf["day"] <= day.fillna(np.inf))
-        )
-        day = day.where(~earlier, cf["day"])
-        has_event = has_event & ~earlier
-        desc_e = desc_e.where(~earlier, "")
-        desc_c = desc_c.where(~earlier, "censored at " + cf["kind"].fillna(""))
-        src = src.where(~earlier, cf["src"])
-    time = day if origin is None else day - origin.reindex(ids)
-    out = pd.DataFrame(
-        {
-            "patient_id": ids.astype(str),
-            "endpoint": name,
-            "time_days": time.clip(lower=0.0).to_numpy(dtype=float),
-            "event": has_event.astype(int).to_numpy(),
-            "event_desc": desc_e.to_numpy(),
-            "censor_desc": desc_c.to_numpy(),
-            "source": src.to_numpy(),
-            "cause": pd.array([pd.NA] * len(ids), dtype="Int64"),
-        }
+    ctx = _ctx or _Context(cohort, EndpointOptions())
+    n = ctx.n
+    day = np.full(n, -np.inf)
+    table = np.full(n, "patients", dtype=object)
+    file = np.full(n, None, dtype=object)
+    row = np.full(n, -1, dtype=np.int64)
+    what = np.full(n, "", dtype=object)
+    tables = (
+        ("events", cohort.events, None),
+        ("adverse_events", cohort.adverse_events, "adverse event"),
+        ("observations", cohort.observations, "observation"),
     )
-    if cause_of is not None:
-        out["cause"] = np.where(out["event"] == 1, cause_of.reindex(ids).to_numpy(), 0)
-        out["cause"] = out["cause"].astype("Int64")
-    return out
+    for name, df, label in tables:
+        if df.empty:
+            continue
+        if name == "adverse_events":
+            d = df["resolution_day"].where(df["resolution_day"].notna(), df["onset_day"])
+        else:
+            d = df["day"]
+        d = d.to_numpy(dtype=float)
+        ok = np.flatnonzero(~np.isnan(d))
+        if not len(ok):
+            continue
+        pos = ctx.pos_of(df)[ok]
+        dd = d[ok]
+        # latest day per patient (a hash group-by, no sort), then the last row of the
+        # file among the rows on that day
+        top = pd.Series(dd).groupby(pos, sort=False).max()
+        at_top = dd == top.reindex(pos).to_numpy()
+        rows_at_top = pd.Series(ok[at_top]).groupby(pos[at_top], sort=False).max()
+        wpos = rows_at_top.index.to_numpy(dtype=np.int64)
+        win = rows_at_top.to_numpy(dtype=np.int64)
+        wday = d[win]
+        better = wday >= day[wpos]  # a later table wins ties, as rows later in the file
+        wpos, win, wday = wpos[better], win[better], wday[better]
+        day[wpos] = wday
+        table[wpos] = name
+        file[wpos] = df["source_file"].to_numpy(dtype=object)[win]
+        row[wpos] = df["source_row"].fillna(-1).to_numpy(dtype=np.int64)[win]
+        what[wpos] = df["event"].to_numpy(dtype=object)[win] if label is None else label
+    none = ~np.isfinite(day)
+    src = _display(file, np.where(row >= 0, row, None), what)
+    src[none] = "no follow-up recorded"
+    return pd.DataFrame(
+        {
+            "day": np.where(none, 0.0, np.clip(day, 0.0, None)),
+            "src": src,
+            "source_table": table,
+            "source_file": file,
+            "source_row": pd.array(np.where(row >= 0, row, None), dtype="Int64"),
+        },
+        index=ctx.ids,
+    )
 
 
 def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> pd.DataFrame:
     """Each patient's best response in the assessment window (days, inclusive).
 
-    Ranking CR > CRh > CRi > MLFS > PR > OR > SD > NR > PD > NE (NCCN ALL, ELN 2022);
-    ties go to the earliest assessment. MRD status is the one recorded with the best
-    response. Patients without an assessment in the window get ``best_response`` <NA>
-    ("not assessed"); like NE (not evaluable) it is neither a response nor a non-response
-    (``responder`` <NA>), so EFS does not count it as a treatment failure.
+    Ranking CR > CRh > CRi > MLFS > PR > OR > SD > NR > PD > REL > NE (NCCN ALL, ELN
+    2022); ties go to the earliest assessment. MRD status is the one recorded with the
+    best response. Patients without an assessment in the window get ``best_response``
+    <NA> ("not assessed"); like NE (not evaluable) it is neither a response nor a
+    non-response (``responder`` <NA>), so EFS does not count it as a treatment failure.
+    Rows in ``cohort.patients`` order; the deciding row in ``source`` (display),
+    ``source_file`` and ``source_row``.
     """
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
+    ids = pd.Index(cohort.patients["patient_id"].astype(str), name="patient_id")
     ev = cohort.events
-    sub = ev[
-        (ev["event"] == "response")
-        & ev["day"].between(window[0], window[1])
-        & ev["response"].notna()
-    ].copy()
-    sub["rank"] = sub["response"].map(RESPONSE_RANK)
-    sub = sub.sort_values(["rank", "day", "source_row"], kind="stable").drop_duplicates(
-        "patient_id"
+    sel = (
+        ev["event"].eq("response").fillna(False).to_numpy(dtype=bool)
+        & ev["day"].between(window[0], window[1]).fillna(False).to_numpy(dtype=bool)
+        & ev["response"].notna().to_numpy(dtype=bool)
     )
+    sub = ev[sel]
+    pos = pd.Categorical(sub["patient_id"].astype(str), categories=ids).codes.astype(np.int64)
+    rank = sub["response"].map(RESPONSE_RANK).to_numpy(dtype=float)
+    order = np.lexsort(
+        (
+            sub["source_row"].fillna(-1).to_numpy(dtype=np.int64),
+            sub["day"].to_numpy(float),
+            rank,
+            pos,
+        )
+    )
+    ps = pos[order]
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = ps[1:] != ps[:-1]
+    win = order[keep]
+    at = np.full(len(ids), -1, dtype=np.int64)
+    at[ps[keep]] = win
+    has = at >= 0
+    take = sub.iloc[at[has]]
+
+    def col(values, dtype=object):
+        out = np.full(len(ids), None, dtype=object)
+        out[has] = np.asarray(values, dtype=object)
+        return out
+
     best = pd.DataFrame(
         {
-            "best_response": sub["response"].to_numpy(),
-            "day": sub["day"].to_numpy(),
-            "mrd": sub["mrd"].to_numpy(),
-            "source": _src(sub).to_numpy(),
-        },
-        index=pd.Index(sub["patient_id"], name="patient_id"),
-    ).reindex(ids)
-    best["best_response"] = best["best_response"].astype("string")
-    best["mrd"] = best["mrd"].astype("string")
-    best["responder"] = best["best_response"].isin(list(OBJECTIVE_RESPONSES)).astype("boolean")
-    # not assessed / not evaluable (NE): neither a response nor a non-response
-    best.loc[best["best_response"].isna() | best["best_response"].eq("NE"), "responder"] = pd.NA
-    best["complete_remission"] = (
-        best["best_response"].isin(list(COMPLETE_RESPONSES)).astype("boolean")
+            "patient_id": ids.to_numpy(dtype=object),
+            "best_response": pd.array(col(take["response"].to_numpy(object)), dtype="string"),
+            "day": np.where(has, np.nan, np.nan),
+            "mrd": pd.array(col(take["mrd"].to_numpy(object)), dtype="string"),
+            "source": col(_src(take).to_numpy(dtype=object)),
+            "source_file": col(take["source_file"].to_numpy(object)),
+            "source_row": pd.array(col(take["source_row"].to_numpy(object)), dtype="Int64"),
+        }
     )
-    best.loc[best["best_response"].isna(), "complete_remission"] = pd.NA
-    return best.reset_index()
+    best.loc[has, "day"] = take["day"].to_numpy(float)
+    resp = best["best_response"]
+    unknown = resp.isna() | resp.eq("NE")
+    best["responder"] = resp.isin(list(OBJECTIVE_RESPONSES)).astype("boolean")
+    best.loc[unknown.to_numpy(dtype=bool), "responder"] = pd.NA
+    best["complete_remission"] = resp.isin(list(COMPLETE_RESPONSES)).astype("boolean")
+    best.loc[resp.isna().to_numpy(dtype=bool), "complete_remission"] = pd.NA
+    return best
 
 
-def _sct_censor(
-    cohort: Cohort, options: EndpointOptions, after: pd.Series | None = None
-) -> pd.DataFrame | None:
-    """First SCT / new therapy (as chosen) per patient, optionally only after a per-patient day."""
-    kinds = [
+def evaluate(
+    defn: EndpointDefinition,
+    cohort: Cohort,
+    options: EndpointOptions | None = None,
+    _ctx: _Context | None = None,
+) -> pd.DataFrame:
+    """One endpoint definition on a cohort: one row per patient of its population."""
+    options = options or EndpointOptions()
+    ctx = _ctx or _Context(cohort, options)
+    member = ctx.population(defn.population)
+    origin = None
+    if defn.origin == "first_response":
+        origin = ctx.first_response
+        member = member & ~np.isnan(origin)
+    kinds = tuple(
         k
-        for k, on in (
-            ("sct", options.censor_at_sct),
-            ("new_therapy", options.censor_at_new_therapy),
-        )
-        if on
-    ]
-    if not kinds:
-        return None
-    ev = cohort.events
-    if after is not None:
-        ev = ev[ev["day"] >= ev["patient_id"].map(after).fillna(np.inf)]
-    return _first(ev, kinds)
-
-
-def derive_os(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """OS: infusion → death of any cause; censored at last known alive (PATHWAY.md)."""
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
-    return _time_to_event("OS", ids, _first(cohort.events, ["death"]), last_known_alive(cohort))
-
-
-def derive_pfs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """PFS: infusion → relapse, progression or death, whichever first (PATHWAY.md)."""
-    options = options or EndpointOptions()
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
-    event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    return _time_to_event(
-        "PFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
+        for k in defn.events
+        if not (k == "treatment_failure" and not options.efs_nonresponse_event)
     )
+    cands = ctx.kinds(kinds)
+    if defn.competing:
+        cands = Hits.concat([cands, ctx.kinds(defn.competing).with_flag(False)])
+    first = cands.first(ctx.n, origin)
+    idx = np.flatnonzero(member)
+    f = first[idx]
+    has = f >= 0
+    fi = np.maximum(f, 0)
+    la = ctx.last_alive
+    la_day = la["day"].to_numpy(float)[idx]
+    is_event = has & cands.flag[fi] if len(cands) else np.zeros(len(idx), bool)
+    is_comp = has & ~is_event
+    pick = (lambda a, b: np.where(has, a[fi], b)) if len(cands) else (lambda a, b: b)
+    day = pick(cands.day, la_day)
+    desc = pick(cands.desc, np.full(len(idx), "", dtype=object))
+    table = pick(cands.table, la["source_table"].to_numpy(object)[idx])
+    files = np.asarray(ctx.files + [None], dtype=object)
+    la_file = la["source_file"].to_numpy(object)[idx]
+    file = np.where(has, files[cands.file[fi]] if len(cands) else None, la_file)
+    la_row = la["source_row"].fillna(-1).to_numpy(np.int64)[idx]
+    row = pick(cands.row, la_row)
+    src = pick(cands.display(ctx.files), la["src"].to_numpy(object)[idx])
+    censor_desc = np.where(has, "", "censored at last known alive").astype(object)
 
-
-def derive_efs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """EFS: PFS events plus no objective response in the window as an event at day 0.
-
-    Source: ELN 2022 (Döhner, Blood 2022;140:1345) treatment failure counted at the
-    start; patients not assessed in the window are not counted as failures.
-    """
-    options = options or EndpointOptions()
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
-    event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    if options.efs_nonresponse_event:
-        best = best_response(cohort, options.response_window).set_index("patient_id")
-        nonresp = best[best["responder"].eq(False).fillna(False)]
-        failure = pd.DataFrame(
-            {
-                "day": 0.0,
-                "kind": "no response (" + nonresp["best_response"] + ")",
-                "src": nonresp["source"],
-            },
-            index=nonresp.index,
-        )
-        rest = event.drop(index=failure.index, errors="ignore")
-        event = failure if rest.empty else rest if failure.empty else pd.concat([failure, rest])
-    return _time_to_event(
-        "EFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
+    censor_kinds = list(defn.censors)
+    if defn.censor_on_sct:
+        censor_kinds += [
+            k
+            for k, on in (
+                ("sct", options.censor_at_sct),
+                ("new_therapy", options.censor_at_new_therapy),
+            )
+            if on
+        ]
+    if censor_kinds:
+        cc = ctx.kinds(tuple(censor_kinds))
+        cf = cc.first(ctx.n, origin)[idx]
+        ok = cf >= 0
+        ci = np.maximum(cf, 0)
+        cday = np.where(ok, cc.day[ci], np.nan) if len(cc) else np.full(len(idx), np.nan)
+        earlier = ok & np.where(has, cday < day, cday <= day)
+        if earlier.any():
+            day = np.where(earlier, cday, day)
+            is_event &= ~earlier
+            is_comp &= ~earlier
+            desc = np.where(earlier, "", desc)
+            censor_desc = np.where(earlier, "censored at " + cc.desc[ci].astype(str), censor_desc)
+            table = np.where(earlier, cc.table[ci], table)
+            file = np.where(earlier, files[cc.file[ci]], file)
+            row = np.where(earlier, cc.row[ci], row)
+            src = np.where(earlier, cc.display(ctx.files)[ci], src)
+    censor_desc = np.where(is_comp, "competing event: " + desc.astype(str), censor_desc)
+    event_desc = np.where(is_event, desc, "")
+    start = 0.0 if origin is None else origin[idx]
+    time = np.clip(day - start, 0.0, None)
+    out = pd.DataFrame(
+        {
+            "patient_id": ctx.ids.to_numpy(dtype=object)[idx],
+            "endpoint": defn.name,
+            "time_days": time.astype(float),
+            "event": is_event.astype(int),
+            "event_desc": event_desc.astype(object),
+            "censor_desc": censor_desc.astype(object),
+            "source": src.astype(object),
+            "cause": pd.array(np.full(len(idx), None), dtype="Int64"),
+            "source_table": table.astype(object),
+            "source_file": file.astype(object),
+            "source_row": pd.array(np.where(row >= 0, row, None), dtype="Int64"),
+        }
     )
+    if defn.competing:
+        cause = np.where(is_event, defn.event_cause, np.where(is_comp, defn.competing_cause, 0))
+        out["cause"] = pd.array(cause, dtype="Int64")
+    return out
 
 
-def derive_dfs(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """DFS/RFS among patients in CR/CRi/CRh in the window: infusion → relapse/progression/death."""
-    options = options or EndpointOptions()
-    best = best_response(cohort, options.response_window)
-    ids = pd.Index(
-        best.loc[best["complete_remission"].eq(True).fillna(False), "patient_id"], name="patient_id"
-    )
-    event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    return _time_to_event(
-        "DFS", ids, event, last_known_alive(cohort), censor_first=_sct_censor(cohort, options)
-    )
+def _derive(name: str):
+    defn = ENDPOINTS[name]
+
+    def derive(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
+        return evaluate(defn, cohort, options)
+
+    derive.__name__ = f"derive_{name.lower()}"
+    derive.__doc__ = f"{defn.label} ({name}): {defn.text} Source: {defn.source}."
+    return derive
 
 
-def derive_dor(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """DOR among responders: first response → relapse, progression or death.
-
-    The origin is the first objective response recorded (any time), Cheson 2007.
-    """
-    options = options or EndpointOptions()
-    best = best_response(cohort, options.response_window)
-    ids = pd.Index(
-        best.loc[best["responder"].eq(True).fillna(False), "patient_id"], name="patient_id"
-    )
-    ev = cohort.events
-    responses = ev[(ev["event"] == "response") & ev["response"].isin(list(OBJECTIVE_RESPONSES))]
-    first_resp = _first(responses, ["response"])["day"]
-    after = ev["day"] >= ev["patient_id"].map(first_resp).fillna(np.inf)
-    event = _first(ev[after], [*PROGRESSION_EVENTS, "death"])
-    return _time_to_event(
-        "DOR",
-        ids,
-        event,
-        last_known_alive(cohort),
-        origin=first_resp,
-        censor_first=_sct_censor(cohort, options, after=first_resp),
-    )
+derive_os = _derive("OS")
+derive_pfs = _derive("PFS")
+derive_efs = _derive("EFS")
+derive_dfs = _derive("DFS")
+derive_dor = _derive("DOR")
 
 
 def derive_competing(cohort: Cohort, options: EndpointOptions | None = None) -> pd.DataFrame:
-    """CIR and NRM: relapse/progression (cause 1) vs death without prior relapse (cause 2).
+    """CIR and NRM rows (competing risks of each other; Gooley et al., Stat Med 1999).
 
-    Source: the competing-risks framework of Gooley et al., Stat Med 1999;18:695 as used
-    for relapse and non-relapse mortality after cellular therapy. Returns two rows per
-    patient (CIR, NRM) with the same time and the ``cause`` code; ``event`` is 1 when
-    the row's own cause happened first.
+    Both rows of a patient share one ``cause`` coding: 1 relapse/progression first, 2
+    death without evidence of relapse or progression first, 0 censored.
     """
     options = options or EndpointOptions()
-    ids = pd.Index(cohort.patients["patient_id"], name="patient_id")
-    event = _first(cohort.events, [*PROGRESSION_EVENTS, "death"])
-    cause = pd.Series(np.where(event["kind"] == "death", 2, 1), index=event.index)
-    base = _time_to_event(
-        "CIR",
-        ids,
-        event,
-        last_known_alive(cohort),
-        censor_first=_sct_censor(cohort, options),
-        cause_of=cause,
+    ctx = _Context(cohort, options)
+    return pd.concat(
+        [evaluate(ENDPOINTS[n], cohort, options, ctx) for n in ("CIR", "NRM")],
+        ignore_index=True,
     )
-    cir = base.copy()
-    cir["event"] = (cir["cause"] == 1).astype(int)
-    nrm = base.copy()
-    nrm["endpoint"] = "NRM"
-    nrm["event"] = (nrm["cause"] == 2).astype(int)
-    for df, own in ((cir, 1), (nrm, 2)):
-        competing = (df["cause"] != own) & (df["cause"] != 0)
-        df.loc[competing, "censor_desc"] = "competing event: " + df.loc[competing, "event_desc"]
-        df.loc[competing, "event_desc"] = ""
-    return pd.concat([cir, nrm], ignore_index=True)
 
 
 DERIVATIONS = {
@@ -402,43 +673,43 @@ DERIVATIONS = {
 def derive_endpoints(
     cohort: Cohort, options: EndpointOptions | None = None, endpoints: list[str] | None = None
 ) -> pd.DataFrame:
-    """All time-to-event endpoints, one row per patient and endpoint (ADTTE-like).
+    """All time-to-event endpoints, one row per patient of each endpoint's population.
 
-    Columns: ``patient_id, endpoint, time_days, event (1/0), event_desc, censor_desc,
-    source, cause`` (cause codes only for CIR/NRM). Only infused patients are analysed
-    (``patients.infused`` not false). For a wide per-patient table only the endpoints it
-    states (e.g. OS from ``followup_months``/``os_event``) are returned: relapse and SCT
-    dates are not in such tables, so PFS-type endpoints cannot be derived honestly.
+    Columns ``COLUMNS``: ``patient_id, endpoint, time_days, event (1/0), event_desc,
+    censor_desc, source, cause`` (cause codes only for endpoints with a competing event:
+    CIR/NRM) and the provenance ``source_table, source_file, source_row``. Definitions:
+    ``cartrial.endpoints.definitions.ENDPOINTS`` plus ``options.definitions``. For a wide
+    per-patient table only the endpoints it states (e.g. OS from
+    ``followup_months``/``os_event``) are returned, for the safety population: relapse and
+    SCT dates are not in such tables, so PFS-type endpoints cannot be derived honestly.
     """
     options = options or EndpointOptions()
+    defs = {**ENDPOINTS, **dict(options.definitions)}
+    wanted = [e.upper() for e in endpoints] if endpoints else list(defs)
+    unknown = [e for e in wanted if e not in defs]
+    if unknown:
+        raise ValueError(
+            f"unknown endpoint(s) {', '.join(unknown)}; expected one of {', '.join(defs)}"
+        )
     if cohort.layout == "wide":
-        given = cohort.given_endpoints
-        if given is None or given.empty:
-            return pd.DataFrame(columns=COLUMNS)
-        out = given.copy()
-        out["cause"] = pd.array([pd.NA] * len(out), dtype="Int64")
-        out["event"] = out["event"].astype(int)
-        if endpoints:
-            out = out[out["endpoint"].isin([e.upper() for e in endpoints])]
-        return out[COLUMNS].reset_index(drop=True)
-    infused = cohort.patients["infused"].fillna(True).astype(bool)
-    analysed = cohort if infused.all() else _subset(cohort, infused)
-    wanted = [e.upper() for e in endpoints] if endpoints else [*DERIVATIONS, "CIR", "NRM"]
-    parts = [DERIVATIONS[e](analysed, options) for e in wanted if e in DERIVATIONS]
-    if "CIR" in wanted or "NRM" in wanted:
-        comp = derive_competing(analysed, options)
-        parts.append(comp[comp["endpoint"].isin(wanted)])
+        return _given_endpoints(cohort, options, wanted)
+    ctx = _Context(cohort, options)
+    parts = [evaluate(defs[e], cohort, options, ctx) for e in wanted]
     return pd.concat(parts, ignore_index=True)[COLUMNS]
 
 
-def _subset(cohort: Cohort, keep: pd.Series) -> Cohort:
-    from dataclasses import replace
-
-    ids = set(cohort.patients.loc[keep.to_numpy(), "patient_id"])
-    return replace(
-        cohort,
-        patients=cohort.patients[keep.to_numpy()].reset_index(drop=True),
-        events=cohort.events[cohort.events["patient_id"].isin(ids)],
-        adverse_events=cohort.adverse_events[cohort.adverse_events["patient_id"].isin(ids)],
-        observations=cohort.observations[cohort.observations["patient_id"].isin(ids)],
-    )
+def _given_endpoints(cohort: Cohort, options: EndpointOptions, wanted: list[str]) -> pd.DataFrame:
+    given = cohort.given_endpoints
+    if given is None or given.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    pops = analysis_populations(cohort, options.response_window)
+    safety = set(pops.loc[pops["safety"].to_numpy(dtype=bool), "patient_id"])
+    out = given[given["patient_id"].astype(str).isin(safety)].copy()
+    out["cause"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["event"] = out["event"].astype(int)
+    for col, default in (("source_table", "patients"), ("source_file", ""), ("source_row", pd.NA)):
+        if col not in out:
+            out[col] = default
+    out["source_row"] = out["source_row"].astype("Int64")
+    out = out[out["endpoint"].isin(wanted)]
+    return out[COLUMNS].reset_index(drop=True)

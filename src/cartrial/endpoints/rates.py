@@ -2,9 +2,11 @@
 
 ORR = CR + CRi + CRh + MLFS + PR (+ unsubtyped objective response) and the CR/CRi rate,
 as the CD7 CAR-T reports define them (PATHWAY.md; NCCN ALL; ELN 2022), plus
-MRD-negative CR/CRi (flow MRD < 10⁻⁴). The denominator is every analysed (infused)
-patient; patients not assessed in the window count in the denominator as
-non-responders, as intention-to-treat response rates do, and their number is reported.
+MRD-negative CR/CRi (flow MRD < 10⁻⁴). The denominator is the population named by
+``population`` (default SAF: every infused patient, ``cartrial.endpoints.populations``;
+a blank ``infused`` is missing and excluded); patients not assessed in the window count
+in the denominator as non-responders, as intention-to-treat response rates do, and their
+number is reported. ``population="EFF"`` gives rates among response-evaluable patients.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pandas as pd
 
 from cartrial.cohort.model import Cohort
 from cartrial.endpoints.derive import best_response
+from cartrial.endpoints.populations import POPULATIONS, population_ids
 
 
 def response_rates(
@@ -20,14 +23,17 @@ def response_rates(
     window: tuple[float, float] = (0.0, 35.0),
     method: str = "wilson",
     conf_level: float = 0.95,
+    population: str = "SAF",
 ) -> pd.DataFrame:
-    """Rows ORR, CR, CR/CRi, MRD-negative CR/CRi: k, n, estimate, lower, upper, method."""
+    """Rows ORR, CR, CR/CRi, MRD-negative CR/CRi: k, n, estimate, lower, upper, method.
+
+    ``population`` and ``population_label`` columns state the denominator.
+    """
     from cartrial.stats import binomial_ci
 
     best = best_response(cohort, window)
-    if "infused" in cohort.patients:
-        infused = cohort.patients["infused"].fillna(True).astype(bool).to_numpy()
-        best = best[infused]
+    ids = population_ids(cohort, population, window)
+    best = best[best["patient_id"].isin(ids).to_numpy()]
     n = len(best)
     resp = best["best_response"]
     rows = {
@@ -53,6 +59,8 @@ def response_rates(
                 "upper": hi,
                 "method": method,
                 "not_assessed": int(resp.isna().sum()),
+                "population": population,
+                "population_label": POPULATIONS[population].label,
             }
         )
     return pd.DataFrame(out)

@@ -307,8 +307,8 @@ def _adverse_events(rng: np.random.Generator, pat: pd.DataFrame, course: dict) -
 def _fmt(values: np.ndarray, digits: int) -> np.ndarray:
     import numpy as np
 
-    flat = np.round(np.asarray(values, dtype=float), digits).reshape(-1)
-    return np.array([repr(float(v)) for v in flat], dtype=object).reshape(np.shape(values))
+    # numpy's float64 str is the shortest round-trip repr, the same text as repr(float)
+    return np.round(np.asarray(values, dtype=float), digits).astype(str).astype(object)
 
 
 def _long(ids: np.ndarray, days: np.ndarray, analyte: str, values: np.ndarray, unit: str | None,
@@ -326,22 +326,22 @@ def _long(ids: np.ndarray, days: np.ndarray, analyte: str, values: np.ndarray, u
 def _profiles(rng: np.random.Generator, days: np.ndarray, cmax: np.ndarray, tmax: np.ndarray,
               foldx: float, alpha: np.ndarray, fb: float, beta: float, sigma: float,
               lloq: float) -> np.ndarray:
-    """(n, k) noisy profiles, BLQ reported as 0: ``cartrial.kinetics.model.simulate_profile``
-    per patient when that module is there, else the same model vectorised here."""
+    """(n, k) noisy profiles, BLQ reported as 0: the model and noise of
+    ``cartrial.kinetics.model.simulate_profile`` (``ln C(t) + N(0, sigma²)``), vectorised
+    across patients. One (n, k) normal draw consumes the generator exactly as n
+    per-patient draws of k would, so a seed gives the same profiles as the per-patient
+    loop did."""
     import numpy as np
 
-    try:
-        from cartrial.kinetics.model import simulate_profile
-    except ImportError:  # pragma: no cover - kinetics layer absent
-        values = stein_profile(days, cmax, tmax, foldx, alpha, fb, beta)
-        values = values * rng.lognormal(0, sigma, values.shape)
-        return np.where(values < lloq, 0.0, values)
-    return np.vstack([
-        simulate_profile({"foldx": foldx, "tmax": float(tmax[i]), "cmax": float(cmax[i]),
-                          "alpha": float(alpha[i]), "beta": beta, "fb": fb},
-                         days, sigma=sigma, lloq=lloq, rng=rng)
-        for i in range(len(cmax))
-    ])
+    t = np.asarray(days, dtype=float)[None, :]
+    cmax, tmax, alpha = (np.asarray(a, dtype=float)[:, None] for a in (cmax, tmax, alpha))
+    pre = t < tmax
+    s = np.where(pre, 0.0, t - tmax)
+    log_post = np.log(cmax) + np.logaddexp(np.log1p(-fb) - alpha * s, np.log(fb) - beta * s)
+    log_pre = np.log(cmax) + np.log(foldx) * (t / tmax - 1.0)
+    logc = np.where(pre, log_pre, log_post)
+    values = np.exp(logc + rng.normal(0.0, sigma, size=logc.shape))
+    return np.where(values < lloq, 0.0, values)
 
 
 def _kinetics(rng: np.random.Generator, pat: pd.DataFrame, ids: np.ndarray) -> list[pd.DataFrame]:
@@ -387,19 +387,23 @@ def _kinetics(rng: np.random.Generator, pat: pd.DataFrame, ids: np.ndarray) -> l
 
 def _daily_grade(ae: pd.DataFrame, term: str, ids: np.ndarray) -> np.ndarray:
     """(n, 15) daily grade on days 0–14: grade 1 on the first episode day, the peak grade
-    on the next two days, grade 1 afterwards until resolution (exclusive)."""
+    on the next two days, grade 1 afterwards until resolution (exclusive); the worst
+    episode of a patient wins on each day (one (episodes, 15) array, no patient loop)."""
     import numpy as np
+    import pandas as pd
 
     grid = np.zeros((len(ids), BEDSIDE_DAYS), dtype=int)
     ep = ae[(ae["term"] == term) & (ae["grade"] < 5)]
-    pos = {p: i for i, p in enumerate(ids)}
-    d = np.arange(BEDSIDE_DAYS)
-    for pid, on, res, g in ep[["patient_id", "onset_day", "resolution_day", "grade"]].itertuples(
-            index=False):
-        inside = (d >= on) & (d < max(res, on + 1))
-        peak = (d >= on + (1 if res - on > 2 else 0)) & (d < on + 3)
-        daily = np.where(inside, np.where(peak, g, 1), 0)
-        grid[pos[pid]] = np.maximum(grid[pos[pid]], daily)
+    if ep.empty:
+        return grid
+    row = pd.Index(ids).get_indexer(ep["patient_id"])
+    on = ep["onset_day"].to_numpy(float)[:, None]
+    res = ep["resolution_day"].to_numpy(float)[:, None]
+    g = ep["grade"].to_numpy(int)[:, None]
+    d = np.arange(BEDSIDE_DAYS)[None, :]
+    inside = (d >= on) & (d < np.maximum(res, on + 1))
+    peak = (d >= on + np.where(res - on > 2, 1, 0)) & (d < on + 3)
+    np.maximum.at(grid, row, np.where(inside, np.where(peak, g, 1), 0))
     return grid
 
 
@@ -490,12 +494,11 @@ def write_simulated_cohort(directory: str | os.PathLike[str], n_patients: int = 
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise FileExistsError(f"{target} exists and is not empty (use --overwrite to replace it)")
-    cohort = simulate_cohort(n_patients, seed, bedside)
+    cohort = _respell_cd7_analytes(simulate_cohort(n_patients, seed, bedside))
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         built = write_cohort(cohort, work / "cohort")
-        _respell_cd7_analytes(built / "observations.csv")
         (built / "README.txt").write_text(README.format(n=n_patients, seed=seed), encoding="utf-8")
         swap_into_place(built, target)
     finally:
@@ -503,12 +506,10 @@ def write_simulated_cohort(directory: str | os.PathLike[str], n_patients: int = 
     return target
 
 
-def _respell_cd7_analytes(path: Path) -> None:
+def _respell_cd7_analytes(cohort: Cohort) -> Cohort:
     """Write cd7_t/cd7_nk with spellings that load back as themselves (see ``CD7_T``)."""
-    import pandas as pd
+    from dataclasses import replace
 
-    if not path.exists():
-        return
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df["analyte"] = df["analyte"].replace({"cd7_t": CD7_T, "cd7_nk": CD7_NK})
-    df.to_csv(path, index=False, lineterminator="\n")
+    obs = cohort.observations.copy()
+    obs["analyte"] = obs["analyte"].replace({"cd7_t": CD7_T, "cd7_nk": CD7_NK})
+    return replace(cohort, observations=obs)

@@ -1,7 +1,8 @@
 """Toxicity grading engines: pure rules from observations to a ``Grade`` that says why.
 
 Entry points (observations as a mapping and/or keyword arguments, names as in
-``cartrial.grading.core.FIELDS``; counts in x10^9/L):
+``cartrial.grading.fields.FIELDS``; numbers in the canonical unit unless a unit is given,
+``"150 cells/uL"`` or ``units={"anc": "cells/uL"}``; counts canonically x10^9/L):
 
 * ``grade_crs(obs, system="ASTCT2019")`` - also "CARTOX" and "Lee2014"
 * ``grade_icans(obs, system="ASTCT2019", capd_age_cutoff=12)`` - also "CARTOX" (CRES)
@@ -9,6 +10,8 @@ Entry points (observations as a mapping and/or keyword arguments, names as in
 * ``grade_cgvhd(organ_scores)`` - NIH 2014 global severity
 * ``grade_ctcae(term, obs, version="5.0")`` - haematology, febrile neutropenia, infection
 * ``grade_icaht(days, anc)`` - early and late ICAHT (Rejeski 2023)
+* ``grade_iechs(obs)`` - IEC-HS identification and grade (Hines 2023)
+* ``car_hematotox`` / ``easix`` (``grading.risk``) - pre-infusion risk scores per patient
 * ``grade_daily`` / ``derive_episodes`` / ``compare_episodes`` (``grading.episodes``)
 
 Every grade is the lower bound the known observations establish; ``missing`` lists
@@ -41,6 +44,7 @@ __all__ = [
     "grade_daily",
     "grade_icaht",
     "grade_icans",
+    "grade_iechs",
     "ice_score_from_items",
     "stage_agvhd",
 ]
@@ -56,13 +60,18 @@ def _system(system: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def grade_crs(
-    obs: Mapping[str, Any] | None = None, system: str = "ASTCT2019", **observations: Any
+    obs: Mapping[str, Any] | None = None,
+    system: str = "ASTCT2019",
+    units: Mapping[str, str] | None = None,
+    **observations: Any,
 ) -> Grade:
-    """CRS grade by ASTCT 2019 (default), CARTOX 2018 or Lee 2014 (see ``grading.crs``)."""
+    """CRS grade by ASTCT 2019 (default), CARTOX 2018 or Lee 2014 (see ``grading.crs``).
+    ``units``: field -> unit of a value not in the canonical unit (e.g.
+    ``{"temperature_c": "F"}``)."""
     from cartrial.grading import crs
 
     name = _system(system, ("ASTCT2019", "CARTOX", "Lee2014"), "CRS")
-    values = parse_observations(obs, **observations)
+    values = parse_observations(obs, units, **observations)
     if name == "ASTCT2019":
         return crs.grade_astct(values)
     return crs.grade_legacy(values, name)
@@ -72,6 +81,7 @@ def grade_icans(
     obs: Mapping[str, Any] | None = None,
     system: str = "ASTCT2019",
     capd_age_cutoff: float = 12,
+    units: Mapping[str, str] | None = None,
     **observations: Any,
 ) -> Grade:
     """ICANS grade by ASTCT 2019 (default; CAPD below ``capd_age_cutoff`` years) or
@@ -85,20 +95,24 @@ def grade_icans(
         or not 0 <= capd_age_cutoff <= 25
     ):
         raise GradingInputError("capd_age_cutoff", capd_age_cutoff, "an age from 0 to 25 years")
-    values = parse_observations(obs, **observations)
+    values = parse_observations(obs, units, **observations)
     if name == "ASTCT2019":
         return icans.grade_astct(values, capd_age_cutoff)
     return icans.grade_cartox(values)
 
 
 def grade_agvhd(
-    obs: Mapping[str, Any] | None = None, system: str = "MAGIC", **observations: Any
+    obs: Mapping[str, Any] | None = None,
+    system: str = "MAGIC",
+    units: Mapping[str, str] | None = None,
+    **observations: Any,
 ) -> Grade:
     """Acute GVHD overall grade 0-4 (label 0/I-IV) by MAGIC (default) or Keystone 1994,
-    organ stages in ``reasons`` and ``details`` (see ``grading.gvhd``)."""
+    organ stages in ``reasons`` and ``details`` (see ``grading.gvhd``). Bilirubin may
+    be given in umol/L with ``units={"bilirubin_mg_dl": "umol/L"}`` or "51 umol/L"."""
     from cartrial.grading import gvhd
 
-    values = parse_observations(obs, **observations)
+    values = parse_observations(obs, units, **observations)
     return gvhd.grade_agvhd_values(values, system)
 
 
@@ -107,15 +121,36 @@ def grade_ctcae(
     obs: Mapping[str, Any] | None = None,
     version: str = "5.0",
     lln: Mapping[str, float] | None = None,
+    uln: Mapping[str, float] | None = None,
+    ranges: str | None = None,
+    units: Mapping[str, str] | None = None,
     **observations: Any,
 ) -> Grade:
-    """CTCAE v5.0 grade of ``term`` (neutropenia, thrombocytopenia, lymphopenia,
-    leukopenia, anemia, febrile_neutropenia, infection; CTCAE names accepted)."""
+    """CTCAE v5.0 grade of ``term`` (``grading.ctcae.TERMS``: cytopenias, anaemia,
+    febrile neutropenia, infection, sepsis, lung infection, ALT/AST/bilirubin/creatinine
+    increased, fibrinogen decreased, fever, hypotension, hypoxia, diarrhoea, nausea,
+    vomiting, headache, rash maculo-papular; CTCAE v5.0 names and British spellings
+    accepted). ``lln``/``uln``: the site's limits by field; ``ranges``:
+    a site reference-range CSV (``grading.ranges``); ``units``: field -> unit."""
     from cartrial.grading import ctcae
 
     ctcae.check_version(version)
-    values = parse_observations(obs, **observations)
-    return ctcae.grade_ctcae_values(term, values, lln)
+    values = parse_observations(obs, units, **observations)
+    return ctcae.grade_ctcae_values(term, values, lln, uln, ranges)
+
+
+def grade_iechs(
+    obs: Mapping[str, Any] | None = None,
+    uln: Mapping[str, float] | None = None,
+    ranges: str | None = None,
+    units: Mapping[str, str] | None = None,
+    **observations: Any,
+) -> Grade:
+    """IEC-HS identification and grade (Hines 2023; see ``grading.iechs``)."""
+    from cartrial.grading import iechs
+
+    values = parse_observations(obs, units, **observations)
+    return iechs.grade_iechs_values(values, uln=uln, ranges=ranges)
 
 
 def __getattr__(name: str) -> Any:

@@ -86,109 +86,22 @@ class GradingInputError(ValueError):
 
 
 # --------------------------------------------------------------------------------------
-# the observation vocabulary
+# the observation vocabulary: declared once in ``grading.fields``
 
+from cartrial.grading.fields import (  # noqa: E402
+    FIELD_ALIASES,
+    FIELDS,
+    FieldSpec,
+    from_canonical,
+    resolve_unit,
+    split_value_unit,
+    suggest_field,
+    to_canonical,
+)
+from cartrial.grading.fields import canonical_field as _registry_field  # noqa: E402
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """How one observation is validated. ``kind``: number, int, bool or a category name."""
-
-    kind: str
-    lo: float = -math.inf
-    hi: float = math.inf
-    unit: str = ""
-    help: str = ""
-
-    def expected(self) -> str:
-        if self.kind == "bool":
-            return "yes/no (true/false, 1/0)"
-        if self.kind in codes.CATEGORIES:
-            return "one of " + codes.describe(self.kind)
-        what = "a whole number" if self.kind == "int" else "a number"
-        unit = f" {self.unit}" if self.unit else ""
-        if math.isinf(self.hi):
-            return f"{what} >= {self.lo:g}{unit}"
-        return f"{what} from {self.lo:g} to {self.hi:g}{unit}"
-
-
+__all__ = ["FIELDS", "FIELD_ALIASES", "FieldSpec"]
 _N, _I, _B = "number", "int", "bool"
-FIELDS: dict[str, FieldSpec] = {
-    # CRS
-    "temperature_c": FieldSpec(_N, 25, 45, "°C", "highest body temperature"),
-    "fever_masked": FieldSpec(
-        _B,
-        help="antipyretic or anti-cytokine therapy (tocilizumab, "
-        "steroids) given after CRS onset: fever no longer required",
-    ),
-    "hypotension": FieldSpec(_B, help="hypotension not attributable to another cause"),
-    "vasopressors": FieldSpec(_I, 0, 10, "drugs", "number of vasopressors, excluding vasopressin"),
-    "vasopressin": FieldSpec(_B, help="vasopressin given"),
-    "vasopressor_high_dose": FieldSpec(_B, help="high-dose vasopressor (Lee 2014 Table 3)"),
-    "hypotension_life_threatening": FieldSpec(_B, help="life-threatening hypotension (CARTOX)"),
-    "oxygen": FieldSpec("oxygen", help="oxygen support device"),
-    "o2_flow_l_min": FieldSpec(_N, 0, 80, "L/min", "oxygen flow"),
-    "fio2": FieldSpec(_N, 0.21, 1.0, "fraction", "inspired oxygen fraction (0.21-1.0)"),
-    "organ_toxicity_grade": FieldSpec(
-        _I, 0, 4, "CTCAE grade", "worst CRS-related organ toxicity except transaminitis"
-    ),
-    "transaminitis_grade": FieldSpec(_I, 0, 4, "CTCAE grade", "CRS-related transaminitis"),
-    "constitutional_symptoms": FieldSpec(
-        _B,
-        help="fever, nausea, fatigue, headache, myalgia, "
-        "malaise needing symptomatic treatment only (Lee 2014)",
-    ),
-    "crs_death": FieldSpec(_B, help="death due to CRS"),
-    # ICANS
-    "ice_score": FieldSpec(_I, 0, 10, "points", "ICE score (10 points)"),
-    "cartox10_score": FieldSpec(_I, 0, 10, "points", "CARTOX-10 score"),
-    "capd_score": FieldSpec(_I, 0, 32, "points", "Cornell Assessment of Pediatric Delirium"),
-    "consciousness": FieldSpec("consciousness", help="level of consciousness"),
-    "seizure": FieldSpec("seizure", help="seizure"),
-    "motor_weakness": FieldSpec(_B, help="deep focal motor weakness (hemiparesis, paraparesis)"),
-    "cerebral_edema": FieldSpec("cerebral_edema", help="raised ICP / cerebral oedema"),
-    "papilledema_stage": FieldSpec(_I, 0, 5, "Frisén stage", "papilloedema stage (CARTOX)"),
-    "csf_opening_pressure_mmhg": FieldSpec(_N, 0, 100, "mmHg", "CSF opening pressure (CARTOX)"),
-    "icans_death": FieldSpec(_B, help="death due to ICANS"),
-    "age_years": FieldSpec(_N, 0, 120, "years"),
-    # acute GVHD
-    "skin_bsa_pct": FieldSpec(_N, 0, 100, "% BSA", "active erythematous GVHD rash"),
-    "bullae": FieldSpec(_B, help="bullous formation and desquamation > 5% BSA"),
-    "bilirubin_mg_dl": FieldSpec(_N, 0, 100, "mg/dL", "total bilirubin"),
-    "upper_gi": FieldSpec(_B, help="persistent nausea, vomiting or anorexia"),
-    "stool_ml_day": FieldSpec(_N, 0, 20000, "mL/day", "stool volume (3-day average)"),
-    "stool_episodes": FieldSpec(_I, 0, 60, "episodes/day", "stool episodes per day"),
-    "weight_kg": FieldSpec(_N, 0.3, 400, "kg"),
-    "severe_abdominal_pain": FieldSpec(_B, help="severe abdominal pain with or without ileus"),
-    "bloody_stool": FieldSpec(_B, help="grossly bloody stool"),
-    "liver_other_cause": FieldSpec(_B, help="another documented cause of hyperbilirubinaemia"),
-    "diarrhea_other_cause": FieldSpec(_B, help="another documented cause of diarrhoea"),
-    # CTCAE haematology (counts x10^9/L)
-    "anc": FieldSpec(_N, 0, 200, "x10^9/L", "absolute neutrophil count"),
-    "platelets": FieldSpec(_N, 0, 5000, "x10^9/L"),
-    "lymphocytes": FieldSpec(_N, 0, 1000, "x10^9/L"),
-    "wbc": FieldSpec(_N, 0, 1000, "x10^9/L"),
-    "hemoglobin_g_dl": FieldSpec(_N, 0, 25, "g/dL"),
-    "sex": FieldSpec("sex", help="M or F (sets the default haemoglobin LLN)"),
-    "life_threatening": FieldSpec(
-        _B, help="life-threatening consequences; urgent intervention indicated"
-    ),
-    "fever_sustained_1h": FieldSpec(_B, help="temperature >= 38 °C sustained > 1 hour"),
-    "transfusion_indicated": FieldSpec(_B, help="transfusion indicated (CTCAE anaemia)"),
-    "intervention": FieldSpec("intervention", help="intervention the infection needed"),
-    "death": FieldSpec(_B, help="death due to the adverse event"),
-}
-#: other names accepted for a field
-FIELD_ALIASES: dict[str, str] = {
-    "anticytokine_given": "fever_masked",
-    "temperature": "temperature_c",
-    "o2_flow": "o2_flow_l_min",
-    "bilirubin": "bilirubin_mg_dl",
-    "weight": "weight_kg",
-    "hemoglobin": "hemoglobin_g_dl",
-    "haemoglobin_g_dl": "hemoglobin_g_dl",
-    "cerebral_oedema": "cerebral_edema",
-    "age": "age_years",
-}
 _TRUE = {"true", "yes", "y", "1", "1.0", "t", "on", "present"}
 _FALSE = {"false", "no", "n", "0", "0.0", "f", "off", "none", "absent"}
 _MISSING_TEXT = {"", "nan", "na", "n/a", "<na>", "none given", "unknown", "missing", "not done"}
@@ -209,11 +122,58 @@ def _is_missing(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in _MISSING_TEXT
 
 
-def parse_value(name: str, value: object, where: str | None = None) -> float:
-    """Validate one observation and return it as a float (NaN when missing).
+def _fmt_unit(x: float) -> str:
+    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
-    Booleans become 0/1, categories their integer code (``codes``). Raises
-    ``GradingInputError`` naming field, value and what was expected.
+
+def _check_range(
+    name: str, number: float, unit: str | None, raw: object, where: str | None
+) -> None:
+    """Plausible range of the canonical value; a value that only makes sense in another
+    unit gets the reading in that unit and the unit to pass (never a grade)."""
+    spec = FIELDS[name]
+    if spec.lo <= number <= spec.hi:
+        if (
+            unit is None
+            and spec.ambiguous_above is not None
+            and spec.hint_unit is not None
+            and number > spec.ambiguous_above
+        ):
+            other = to_canonical(name, number, spec.hint_unit)
+            raise GradingInputError(
+                name,
+                raw,
+                f"a unit: {_fmt_unit(number)} could be {_fmt_unit(number)} {spec.unit} or "
+                f"{_fmt_unit(number)} {spec.hint_unit} (= {_fmt_unit(other)} {spec.unit}), "
+                f"which grade differently; pass unit='{spec.unit}' or unit='{spec.hint_unit}'",
+                where,
+            )
+        return
+    hint = ""
+    if unit is None and spec.hint_unit is not None:
+        other = to_canonical(name, number, spec.hint_unit)
+        if spec.lo <= other <= spec.hi:
+            seen = from_canonical(name, number, spec.hint_unit)
+            hint = (
+                f"; as {spec.unit} {_fmt_unit(number)} is {_fmt_unit(seen)} "
+                f"{spec.hint_unit} - implausible; as {spec.hint_unit} it is "
+                f"{_fmt_unit(other)} {spec.unit}: pass unit='{spec.hint_unit}'"
+            )
+    shown = f" (= {_fmt_unit(number)} {spec.unit})" if unit not in (None, spec.unit) else ""
+    raise GradingInputError(name, raw, spec.expected() + shown + hint, where)
+
+
+def parse_value(
+    name: str, value: object, where: str | None = None, unit: str | None = None
+) -> float:
+    """Validate one observation and return it as a float in the canonical unit (NaN
+    when missing).
+
+    Booleans become 0/1, categories their integer code (``codes``). A number may carry
+    its unit as text ("150 cells/uL", "101.3 F") or in ``unit``; it is converted to
+    the field's canonical unit (``grading.fields``). Raises ``GradingInputError``
+    naming field, value and what was expected (with the likely unit for a value that
+    only makes sense in another one).
     """
     spec = FIELDS[name]
     if _is_missing(value):
@@ -221,6 +181,8 @@ def parse_value(name: str, value: object, where: str | None = None) -> float:
     if isinstance(value, np.generic):
         value = value.item()
     if spec.kind == "bool":
+        if unit is not None:
+            raise GradingInputError(name, unit, "no unit (a yes/no answer)", where)
         if isinstance(value, bool):
             return float(value)
         if isinstance(value, int | float) and value in (0, 1):
@@ -234,82 +196,140 @@ def parse_value(name: str, value: object, where: str | None = None) -> float:
     if spec.kind in codes.CATEGORIES:
         try:
             return codes.encode(spec.kind, value)
-        except KeyError:
-            raise GradingInputError(name, value, spec.expected(), where) from None
+        except codes.UnknownWord as exc:
+            raise GradingInputError(name, value, exc.message, where) from None
     if isinstance(value, bool):
         raise GradingInputError(name, value, spec.expected(), where)
+    raw = value
+    if isinstance(value, str):
+        number_text, text_unit = split_value_unit(value)
+        if text_unit is not None:
+            if unit is not None and resolve_unit(name, unit) != resolve_unit(name, text_unit):
+                raise GradingInputError(name, value, f"one unit (also given unit={unit!r})", where)
+            unit = text_unit
+        value = number_text
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise GradingInputError(name, value, spec.expected(), where) from None
+        raise GradingInputError(name, raw, spec.expected(), where) from None
     if math.isnan(number):
         return math.nan
-    if not spec.lo <= number <= spec.hi or (spec.kind == "int" and not number.is_integer()):
-        raise GradingInputError(name, value, spec.expected(), where)
+    unit_name = None
+    if unit is not None:
+        unit_name = resolve_unit(name, unit)
+        if unit_name is None:
+            accepted = ", ".join(spec.accepted_units) or "no unit"
+            raise GradingInputError(
+                name, raw, f"a unit of {name}: {accepted} (got {unit!r})", where
+            )
+        number = to_canonical(name, number, unit_name)
+    _check_range(name, number, unit_name, raw, where)
+    if spec.kind == "int" and not number.is_integer():
+        raise GradingInputError(name, raw, spec.expected(), where)
     return number
 
 
 def canonical_field(name: str) -> str | None:
-    key = str(name).strip()
-    if key in FIELDS:
-        return key
-    return FIELD_ALIASES.get(key)
+    """The registry name of ``name`` (aliases, British spellings, any case)."""
+    return _registry_field(name)
 
 
-def parse_observations(obs: Mapping[str, Any] | None, **extra: Any) -> dict[str, float]:
+def unknown_field_error(raw_name: object, value: object) -> GradingInputError:
+    """ "did you mean temperature_c?" rather than a list of every field."""
+    near = suggest_field(raw_name)
+    hint = f"did you mean {near}?" if near else "a known observation name"
+    return GradingInputError(
+        str(raw_name), value, hint + " (cartrial grade --help lists the observations)"
+    )
+
+
+def parse_observations(
+    obs: Mapping[str, Any] | None, units: Mapping[str, str] | None = None, **extra: Any
+) -> dict[str, float]:
     """Validate a mapping of observations (plus keyword observations) -> {field: float}.
 
     Every known field is validated even when the engine does not use it (so a typo in
-    a value is never silently ignored); an unknown field name raises with the list of
-    known names, except the bookkeeping keys ``day`` and ``patient_id``.
+    a value is never silently ignored); an unknown field name raises with the nearest
+    known name ("did you mean temperature_c?"), except the bookkeeping keys ``day`` and
+    ``patient_id``. ``units``: field -> unit of its value (converted to the canonical
+    unit; see ``grading.fields``).
     """
     merged: dict[str, Any] = dict(obs or {})
     merged.update({k: v for k, v in extra.items() if v is not None})
+    unit_of: dict[str, str] = {}
+    for raw_name, u in (units or {}).items():
+        name = canonical_field(raw_name)
+        if name is None:
+            raise unknown_field_error(raw_name, u)
+        unit_of[name] = u
     out: dict[str, float] = {}
     for raw_name, value in merged.items():
         name = canonical_field(raw_name)
         if name is None:
             if raw_name in ("day", "patient_id"):
                 continue
-            raise GradingInputError(
-                str(raw_name), value, "a known observation name: " + ", ".join(sorted(FIELDS))
-            )
-        parsed = parse_value(name, value)
+            raise unknown_field_error(raw_name, value)
+        parsed = parse_value(name, value, unit=unit_of.get(name))
         if name in out and not math.isnan(out[name]) and out[name] != parsed:
             raise GradingInputError(name, value, f"one value (also given as {out[name]!r})")
         out[name] = parsed
     return out
 
 
-def parse_column(name: str, values: Any, where: str = "row") -> np.ndarray:
-    """Validate a column (sequence/Series) of observation ``name`` -> float array.
+def parse_column(name: str, values: Any, where: str = "row", units: Any = None) -> np.ndarray:
+    """Validate a column (sequence/Series) of observation ``name`` -> float array in
+    the canonical unit.
 
-    Numeric columns are checked vectorised; text columns (categories, yes/no words) go
-    through the same parser. The error names the first bad row.
+    Numeric columns are checked vectorised; text columns (categories, yes/no words,
+    numbers with a unit) go through the same parser. ``units``: an optional column of
+    units, one per row (blank = the canonical unit, with the ambiguity check). The error
+    names the first bad row.
     """
     spec = FIELDS[name]
     arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    unit_arr = None
+    if units is not None and spec.kind in (_N, _I):  # words and yes/no carry no unit
+        unit_arr = np.asarray(units, dtype=object)
+        blank = np.array([_is_missing(u) for u in unit_arr], dtype=bool)
+        unit_arr = np.where(blank, None, unit_arr)
+        if blank.all():
+            unit_arr = None
     if arr.dtype.kind in "fiub" and spec.kind in (_N, _I):
         out = arr.astype(float)
+        has_unit = np.zeros(len(out), dtype=bool)
+        if unit_arr is not None:
+            for u in {u for u in unit_arr if u is not None}:
+                m = unit_arr == u
+                unit_name = resolve_unit(name, u)
+                if unit_name is None:
+                    i = int(np.flatnonzero(m)[0])
+                    parse_value(name, arr[i], f"{where} {i}", u)  # raises, naming the unit
+                out[m] = to_canonical(name, out[m], unit_name)  # type: ignore[arg-type]
+                has_unit |= m
         ok = np.isnan(out) | ((out >= spec.lo) & (out <= spec.hi))
+        if spec.ambiguous_above is not None and spec.hint_unit is not None:
+            ok &= has_unit | np.isnan(out) | (out <= spec.ambiguous_above)
         if spec.kind == _I:
             ok &= np.isnan(out) | (out == np.floor(out))
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
+            u = None if unit_arr is None else unit_arr[i]
+            parse_value(name, arr[i], f"{where} {i}", u)  # raises with the reason
             raise GradingInputError(name, arr[i], spec.expected(), f"{where} {i}")
         return out
     out = np.empty(len(arr), dtype=float)
     cache: dict[Any, float] = {}
     for i, v in enumerate(arr):
+        u = None if unit_arr is None else unit_arr[i]
         try:
-            key = (type(v), v)
+            key = (type(v), v, u)
             hash(key)
         except TypeError:
             key = None
         if key is not None and key in cache:
             out[i] = cache[key]
             continue
-        parsed = parse_value(name, v, f"{where} {i}")
+        parsed = parse_value(name, v, f"{where} {i}", u)
         if key is not None:
             cache[key] = parsed
         out[i] = parsed

@@ -17,23 +17,42 @@ Observations
     the calendar day; several values of one analyte on one day keep the worst.
 
 State across days (documented choices)
-    * Fever masking (ASTCT 2019): from the first day tocilizumab, steroids or an
-      antipyretic is given after a fever (same CRS stretch), fever is no longer
-      required, until a day that would be CRS grade 0 even with masking, or a gap in
-      the observations longer than ``gap_days``. A patient without any therapy record
-      has masking unknown (never assumed absent), unless ``fever_masked`` rows are given.
+    * Fever masking (ASTCT 2019, Lee et al. BBMT 2019;25:625, Table 3 footnote: "in
+      patients who have CRS then receive antipyretic or anticytokine therapy such as
+      tocilizumab or steroids, fever is no longer required to grade subsequent CRS
+      severity"). ASTCT states no duration, so the waiver is a protocol parameter:
+      from a day tocilizumab, steroids or an antipyretic is given after a fever (same
+      CRS stretch), fever is not required for ``fever_mask_days`` days (default 14;
+      None = until the stretch ends). The stretch ends only at a day that is CRS grade
+      0 *even with masking and every unknown item at its worst* (grade_max 0). A day
+      that was not charted, or a day whose grade is only a lower bound, does not end
+      it: a missing day keeps the masking state. Therapy given with no fever seen yet
+      while some temperature of the stretch is unknown leaves masking unknown. A
+      patient without any therapy record has masking unknown (never assumed absent),
+      unless ``fever_masked`` rows are given.
+    * CTCAE laboratory terms (ALT/AST/bilirubin/creatinine increased, fibrinogen
+      decreased): the baseline is each patient's latest value from day -30 to day 0
+      (``baseline_window``); without one the baseline is unknown (bounded, missing).
+    * Units: a ``unit`` column is honoured (cells/uL, g/L, F, umol/L ... converted to
+      the canonical unit of ``grading.fields``); a blank unit with a value that only
+      makes sense in another unit is an error naming the row, never a grade.
     * Weight is carried forward (and taken from ``patients.weight_kg``); age from
       ``patients.age_years``.
     * Stool volume is the mean of the available daily volumes of the last
       ``stool_average_days`` (default 3) days, as MAGIC asks for 3-day averages.
 
-Episodes
-    Days with grade >= 1 (the grade the known observations establish) separated by at
-    most ``gap_days`` days and by no day graded 0 form one episode. ``onset_day`` is the
-    first graded day; ``resolution_day`` the first later day graded 0 (NaN when no such
-    day was observed before the next episode or the end of the data); ``grade`` the
-    maximum; ``grade_by_day`` lists "day:grade"; ``source_rows`` names the observation
-    rows ("file:row") that were graded.
+Episodes (``derive_episodes``)
+    A gap is unknown, never resolution. An episode starts at a day with grade >= 1 (the
+    grade the known observations establish) and runs, across days that were not
+    charted (up to ``max_gap_days`` in a row) and days whose grade is only a lower
+    bound (grade 0, grade_max >= 1), until a day whose grade_max is 0 (resolved: even
+    the unknown items could not make it an event). ``resolution_day`` is that day (NaN
+    when it was not observed before a longer gap or the end of the data). ``grade`` is
+    the highest established grade, ``grade_max`` the highest any day of the episode -
+    charted or not - could have had, and ``missing`` lists the days that could raise it
+    ("day 4: not charted; day 6: temperature_c"). ``grade_by_day`` lists "day:grade"
+    ("day:grade-grade_max" where uncertain); ``source_rows`` names the observation rows
+    ("file:row") that were graded.
 """
 
 from __future__ import annotations
@@ -56,7 +75,16 @@ TERMS = (
     "lymphopenia",
     "leukopenia",
     "anemia",
+    # CTCAE v5.0 laboratory terms graded against a per-patient baseline
+    "alt_increased",
+    "ast_increased",
+    "bilirubin_increased",
+    "creatinine_increased",
+    "fibrinogen_decreased",
 )
+#: days whose latest value is the baseline of the CTCAE laboratory terms (day 0 =
+#: infusion): the last value before or on the infusion day, at most 30 days before
+BASELINE_WINDOW = (-30.0, 0.0)
 #: analyte (canonical or extra) -> grading field
 ANALYTE_FIELDS: dict[str, str] = {
     "temperature": "temperature_c",
@@ -89,6 +117,13 @@ ANALYTE_FIELDS: dict[str, str] = {
     "wbc": "wbc",
     "hemoglobin": "hemoglobin_g_dl",
     "fever_masked": "fever_masked",
+    "creatinine": "creatinine_mg_dl",
+    "alt": "alt_u_l",
+    "ast": "ast_u_l",
+    "fibrinogen": "fibrinogen_mg_dl",
+    "ferritin": "ferritin_ng_ml",
+    "crp": "crp_mg_l",
+    "ldh": "ldh_u_l",
 }
 THERAPY_ANALYTES = ("tocilizumab", "steroids", "antipyretics")
 TERM_FIELDS: dict[str, tuple[str, ...]] = {
@@ -126,6 +161,11 @@ TERM_FIELDS: dict[str, tuple[str, ...]] = {
     "lymphopenia": ("lymphocytes",),
     "leukopenia": ("wbc",),
     "anemia": ("hemoglobin_g_dl",),
+    "alt_increased": ("alt_u_l",),
+    "ast_increased": ("ast_u_l",),
+    "bilirubin_increased": ("bilirubin_mg_dl",),
+    "creatinine_increased": ("creatinine_mg_dl",),
+    "fibrinogen_decreased": ("fibrinogen_mg_dl",),
 }
 #: how several values of one field on one day are reduced: "max", "min" or a severity
 #: rank table for categories (ASTCT grade of each code)
@@ -187,17 +227,30 @@ def _long_values(observations):
             list(observations.columns),
             f"columns {', '.join(need)} (missing: {', '.join(miss)})",
         )
-    obs = observations.reset_index(drop=True)
     lookup = _lookup_analyte()
-    uniq = pd.Series(obs["analyte"].astype("string").unique())
-    mapping = {a: lookup.get(_norm(a)) for a in uniq if a is not pd.NA}
-    analyte = obs["analyte"].astype("string").map(mapping)
-    is_therapy = analyte.isin(THERAPY_ANALYTES).to_numpy(dtype=bool)
-    field = analyte.map(ANALYTE_FIELDS)
-    field = field.where(~is_therapy, "_therapy")
-    keep = field.notna().to_numpy(dtype=bool)
-    obs = obs.loc[keep].copy()
-    obs["_field"] = field[keep].to_numpy()
+    # the grading field of each row, decided once per distinct analyte spelling; then only
+    # the graded rows and the columns used are copied (10⁷ rows: no whole-frame copies)
+    a_codes, a_uniq = pd.factorize(observations["analyte"].astype(object).to_numpy())
+    names = [None if a is None or a is pd.NA else lookup.get(_norm(a)) for a in a_uniq]
+    fields = np.array(
+        [
+            "_therapy" if n in THERAPY_ANALYTES else ANALYTE_FIELDS.get(n) if n else None
+            for n in names
+        ]
+        + [None],
+        dtype=object,
+    )
+    field = fields[a_codes]  # code -1 (missing analyte) -> the trailing None
+    keep = np.not_equal(field, None)
+    used = [
+        c
+        for c in ("patient_id", "day", "analyte", "value", "value_text", "unit")
+        + ("source_file", "source_row")
+        if c in observations.columns
+    ]
+    rows_kept = np.flatnonzero(keep)  # positions in ``observations`` (named in messages)
+    obs = observations[used].iloc[rows_kept].set_axis(rows_kept)
+    obs["_field"] = field[keep]
     if "source_file" in obs.columns and "source_row" in obs.columns:
         src = (
             obs["source_file"].astype("string").fillna("?")
@@ -211,8 +264,9 @@ def _long_values(observations):
     values = np.full(len(obs), np.nan)
     has_text = "value_text" in obs.columns
     raw_num = pd.to_numeric(obs["value"], errors="coerce").to_numpy(dtype=float)
-    for f in obs["_field"].unique():
-        m = (obs["_field"] == f).to_numpy()
+    field_codes, field_names = pd.factorize(obs["_field"].to_numpy(dtype=object))
+    for k, f in enumerate(field_names):
+        m = field_codes == k
         rows = obs.index[m]
         if f == "_therapy":
             text = obs.loc[m, "value_text"] if has_text else None
@@ -237,11 +291,20 @@ def _long_values(observations):
                     text.notna(), pd.Series(raw_num[m], index=text.index)
                 )
                 src_vals = merged.to_numpy(dtype=object)
+        unit_col = obs.loc[m, "unit"].to_numpy(dtype=object) if "unit" in obs.columns else None
+        # parse each distinct (value, unit) pair once and broadcast (10⁷ rows, few pairs)
+        pair, first = _distinct_pairs(src_vals, unit_col)
         try:
-            values[m] = parse_column(f, src_vals, where="observation")
+            parsed = parse_column(
+                f,
+                np.asarray(src_vals)[first],
+                where="observation",
+                units=None if unit_col is None else unit_col[first],
+            )
+            values[m] = np.asarray(parsed, dtype=float)[pair]
         except GradingInputError as exc:
             i = int(exc.where.split()[-1]) if exc.where else 0
-            r = rows[i]
+            r = rows[first[i]]
             raise GradingInputError(
                 f,
                 exc.value,
@@ -258,6 +321,22 @@ def _long_values(observations):
     obs["_v"] = values
     obs["_day"] = np.floor(day)
     return obs[~np.isnan(values)]
+
+
+def _distinct_pairs(values, units) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, first)``: the distinct (value, unit) pair of each row, numbered by first
+    appearance, and the first row holding each pair."""
+    import pandas as pd
+
+    v_codes, v_uniq = pd.factorize(np.asarray(values), use_na_sentinel=False)
+    key = v_codes.astype(np.int64)
+    if units is not None:
+        u_codes, _ = pd.factorize(np.asarray(units, dtype=object), use_na_sentinel=False)
+        key = key * (int(u_codes.max(initial=0)) + 1) + u_codes
+    codes, _ = pd.factorize(key)
+    first = np.full(int(codes.max(initial=-1)) + 1, len(codes), dtype=np.intp)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return codes, first
 
 
 def _daily_wide(long):
@@ -325,12 +404,12 @@ def _col(wide, name: str) -> np.ndarray:
     return np.full(len(wide), np.nan)
 
 
-def _segments(pid: np.ndarray, day: np.ndarray, brk: np.ndarray, gap_days: int) -> np.ndarray:
-    """Segment ids: a new segment starts at a new patient, after a gap > gap_days, or
-    at a row where ``brk`` is True (that row starts the segment)."""
+def _segments(pid: np.ndarray, brk: np.ndarray) -> np.ndarray:
+    """Segment ids: a new segment starts at a new patient or at a row where ``brk`` is
+    True (that row starts the segment). Gaps between days never start one."""
     new = np.ones(len(pid), dtype=bool)
     if len(pid):
-        new[1:] = (pid[1:] != pid[:-1]) | (np.diff(day) > gap_days) | brk[1:]
+        new[1:] = (pid[1:] != pid[:-1]) | brk[1:]
     return np.cumsum(new)
 
 
@@ -340,27 +419,67 @@ def _group_cummax(seg: np.ndarray, x: np.ndarray) -> np.ndarray:
     return pd.Series(x.astype(float)).groupby(seg).cummax().to_numpy()
 
 
-def _fever_masked(wide, data: dict[str, np.ndarray], gap_days: int) -> np.ndarray:
-    """ASTCT fever masking per patient-day (see module doc)."""
+DEFAULT_FEVER_MASK_DAYS = 14.0
+
+
+def _window_any(pid: np.ndarray, day: np.ndarray, flag: np.ndarray, back: float) -> np.ndarray:
+    """Per row: does ``flag`` hold on some row of the same patient with a day in
+    [day - back, day]? (``day`` sorted within patient; vectorised by searchsorted on
+    the running count of flagged rows.)"""
+    n = len(day)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    key = np.cumsum(np.r_[True, pid[1:] != pid[:-1]]).astype(float)
+    # one sortable axis: patient block offset + day (blocks spaced wider than any window)
+    span = (np.nanmax(day) - np.nanmin(day)) + (0 if math.isinf(back) else back) + 2
+    axis = key * span + (day - np.nanmin(day))
+    lo_axis = np.where(math.isinf(back), key * span, axis - back)
+    count = np.cumsum(flag.astype(int))
+    start = np.searchsorted(axis, lo_axis, side="left")
+    before = np.where(start > 0, count[np.maximum(start - 1, 0)], 0)
+    return (count - before) > 0
+
+
+def _fever_masked(wide, data: dict[str, np.ndarray], mask_days: float | None) -> np.ndarray:
+    """ASTCT fever masking per patient-day (see module doc): 1 masked, 0 not, NaN
+    unknown.
+
+    Masked for sure when tocilizumab/steroids/an antipyretic was given within the last
+    ``mask_days`` days, with a known fever (>= 38.0 °C) in the ``mask_days`` before that
+    dose. Possibly masked when such a dose *could* have been given: on a day that was
+    not charted, or with the fever before it unknown (temperature not recorded, or a
+    day not charted). A charted day without a therapy row means no therapy that day,
+    as medication records list doses given, except for a patient with no therapy record
+    at all (masking unknown throughout).
+    """
+    import pandas as pd
+
     pid = wide.index.get_level_values(0).to_numpy(dtype=object)
     day = wide.index.get_level_values(1).to_numpy(dtype=float)
     therapy = _col(wide, "_therapy")
     direct = _col(wide, "fever_masked")
-    masked_all = {**data, "fever_masked": np.ones(len(day))}
-    b = bound(crs.astct_kernel, masked_all, crs.ASTCT_FILLS)
-    brk = b.hi == 0  # no CRS sign even if fever were masked: the stretch ended
-    seg = _segments(pid, day, brk, gap_days)
-    fever = np.nan_to_num(data["temperature_c"], nan=0) >= crs.FEVER_C
-    fever_seen = _group_cummax(seg, fever)
-    trig = (np.nan_to_num(therapy, nan=0) >= 1) & (fever_seen >= 1)
-    masked = _group_cummax(seg, trig)
-    # patients with no therapy information at all: masking unknown (NaN)
-    import pandas as pd
-
     has_info = pd.Series(~np.isnan(therapy)).groupby(pid).transform("any").to_numpy(dtype=bool)
-    masked = np.where(has_info, masked, np.nan)
-    masked = np.where(~np.isnan(direct), direct, masked)
-    return masked
+    window = math.inf if mask_days is None else float(mask_days)
+    temp = data["temperature_c"]
+    # days not charted between two charted days: a dose and a fever could have been
+    # on any of them; the latest such day before (or at) each row
+    gap_before = np.zeros(len(day), dtype=bool)
+    if len(day) > 1:
+        gap_before[1:] = (pid[1:] == pid[:-1]) & (np.diff(day) > 1)
+    last_uncharted = (
+        pd.Series(np.where(gap_before, day - 1, np.nan)).groupby(pid).ffill().to_numpy(float)
+    )
+    gap_recent = (day - last_uncharted) <= window
+    fever_sure = np.nan_to_num(temp, nan=0) >= crs.FEVER_C
+    fever_maybe = fever_sure | np.isnan(temp)
+    given_sure = np.nan_to_num(therapy, nan=0) >= 1
+    given_maybe = given_sure
+    trig_sure = given_sure & _window_any(pid, day, fever_sure, window)
+    sure = _window_any(pid, day, trig_sure, window)
+    trig_maybe = given_maybe & (_window_any(pid, day, fever_maybe, window) | gap_recent)
+    maybe = _window_any(pid, day, trig_maybe, window) | gap_recent | ~has_info
+    masked = np.where(sure, 1.0, np.where(maybe, np.nan, 0.0))
+    return np.where(~np.isnan(direct), direct, masked)
 
 
 def grade_daily(
@@ -373,8 +492,11 @@ def grade_daily(
     gvhd_system: str = "MAGIC",
     capd_age_cutoff: float = 12,
     lln: Mapping[str, float] | None = None,
-    gap_days: int = 1,
+    fever_mask_days: float | None = DEFAULT_FEVER_MASK_DAYS,
     stool_average_days: int = 3,
+    uln: Mapping[str, float] | None = None,
+    ranges: str | None = None,
+    baseline_window: tuple[float, float] = BASELINE_WINDOW,
 ):
     """Grade every patient-day of ``observations`` for ``terms``.
 
@@ -382,7 +504,19 @@ def grade_daily(
     grade_max, missing, source_rows`` (one row per patient, day and term with at least
     one relevant observation; ``grade`` is the established lower bound, ``missing``
     a comma-separated list of unknown items that could raise it).
+    ``fever_mask_days``: how long after antipyretic/anti-cytokine therapy fever is not
+    required for CRS (ASTCT 2019 states no duration; see module doc; None = no limit).
+    The CTCAE laboratory terms (ALT/AST/bilirubin/creatinine increased, fibrinogen
+    decreased) use ULN/LLN from ``lln``/``uln``/``ranges`` (``grading.ranges``) and, as
+    baseline, each patient's latest value from ``baseline_window`` (default day -30 to
+    day 0); no value there = baseline unknown (bounded, listed missing).
     """
+    if fever_mask_days is not None and (
+        isinstance(fever_mask_days, bool)
+        or not isinstance(fever_mask_days, int | float)
+        or not fever_mask_days >= 0
+    ):
+        raise GradingInputError("fever_mask_days", fever_mask_days, "a number of days >= 0 or None")
     import pandas as pd
 
     from cartrial.grading import _system as system_name
@@ -429,7 +563,7 @@ def grade_daily(
                 }
             )
             _check_crs(data, pid, day)
-            data["fever_masked"] = _fever_masked(wide, data, gap_days)
+            data["fever_masked"] = _fever_masked(wide, data, fever_mask_days)
             if crs_sys == "ASTCT2019":
                 b = bound(crs.astct_kernel, data, crs.ASTCT_FILLS, TERM_FIELDS["CRS"])
             else:
@@ -449,15 +583,22 @@ def grade_daily(
             data["weight_kg"] = weight
             b, _ = gvhd.bound_agvhd(data, gvhd_sys)
             system = gvhd_sys
+        elif term in ctcae.LAB_TERMS:
+            field, base_field, kind = ctcae.LAB_TERMS[term]
+            limit = ctcae._ranges(lln, uln, ranges).need(kind, field).value
+            kernel, fills = ctcae.lab_kernel(term, limit)
+            data[base_field] = _baseline(wide, field, baseline_window)
+            b = bound(kernel, data, fills, (field,))
+            system = ctcae.VERSION
         elif term == "anemia":
-            limits = {**ctcae.LLN_DEFAULTS, **(lln or {})}
+            rr = ctcae._ranges(lln, None, None)
             fills = {
                 "hemoglobin_g_dl": Fill(16.0, 3.0),
                 "sex": Fill(0, None),
                 "life_threatening": Fill(math.nan, None),
                 "death": Fill(math.nan, None),
             }
-            lf, lm = limits["hemoglobin_g_dl_F"], limits["hemoglobin_g_dl_M"]
+            lf, lm = ctcae._hb_lln(lln, rr, "F"), ctcae._hb_lln(lln, rr, "M")
             b = bound(
                 lambda d, lf=lf, lm=lm: ctcae.anemia_kernel(d, lf, lm),
                 data,
@@ -467,7 +608,7 @@ def grade_daily(
             system = ctcae.VERSION
         else:
             field, t2, t3, t4, _name = ctcae.COUNT_TERMS[term]
-            low = {**ctcae.LLN_DEFAULTS, **(lln or {})}[field]
+            low = ctcae._ranges(lln, None, None).need("lln", field).value
             fills = {field: Fill(1e6, 0.0)}
             b = bound(
                 lambda d, f=field, lo_=low, a=t2, c=t3, e=t4: ctcae.count_grade(d[f], lo_, a, c, e),
@@ -508,18 +649,31 @@ def grade_daily(
     return res.sort_values(["patient_id", "term", "day"], kind="stable").reset_index(drop=True)
 
 
+def _baseline(wide, field: str, window: tuple[float, float]) -> np.ndarray:
+    """Each row's patient baseline of ``field``: the latest value in ``window``."""
+    import pandas as pd
+
+    if field not in wide.columns:
+        return np.full(len(wide), np.nan)
+    pid = wide.index.get_level_values(0)
+    day = wide.index.get_level_values(1).to_numpy(dtype=float)
+    v = wide[field].to_numpy(dtype=float)
+    ok = ~np.isnan(v) & (day >= window[0]) & (day <= window[1])
+    last = pd.Series(v[ok], index=pid[ok]).groupby(level=0).last()
+    return pd.Series(pid).map(last).to_numpy(dtype=float)
+
+
 def _join_sources(src, cols: Iterable[str]) -> np.ndarray:
     cols = list(cols)
     if not cols:
         return np.array([""] * len(src), dtype=object)
-    part = src[cols].fillna("").astype(str)
-    joined = (
-        part[cols[0]].str.cat([part[c] for c in cols[1:]], sep=";")
-        if len(cols) > 1
-        else part[cols[0]]
-    )
-    joined = joined.str.replace(r";{2,}", ";", regex=True).str.strip(";")
-    return joined.to_numpy(dtype=object)
+    # the non-empty "file:row;…" parts joined by ";" (element-wise, no per-row regex)
+    joined = np.full(len(src), "", dtype=object)
+    for c in cols:
+        part = src[c].fillna("").to_numpy(dtype=object)  # "file:row;…", never ";"-edged
+        empty, has = joined == "", part != ""
+        joined = np.where(has, np.where(empty, part, joined + ";" + part), joined)
+    return joined
 
 
 def _check_crs(d: Mapping[str, np.ndarray], pid: np.ndarray, day: np.ndarray) -> None:
@@ -541,12 +695,27 @@ def _check_crs(d: Mapping[str, np.ndarray], pid: np.ndarray, day: np.ndarray) ->
 # --------------------------------------------------------------------------------------
 
 
-def derive_episodes(daily_grades, gap_days: int = 1):
-    """Merge consecutive graded days (grade >= 1) of ``grade_daily`` into AE episodes.
+#: the highest grade a day that was not charted could have had, per term (death is a
+#: recorded event, so grade 5 is not assumed for an uncharted day; CTCAE anaemia grade 4
+#: needs a life-threatening record that daily grading does not use)
+TERM_MAX_GRADE: dict[str, int] = {"anemia": 3}
+DEFAULT_MAX_GAP_DAYS = 7
 
-    Returns the cohort ``adverse_events`` columns (``derived`` = True, ``serious`` and
-    ``organ`` missing) plus ``grade_max``, ``grade_by_day``, ``source_rows`` and the
-    provenance columns (``source_file`` = "derived:observations", ``source_row`` <NA>).
+
+def _day_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def derive_episodes(daily_grades, max_gap_days: int = DEFAULT_MAX_GAP_DAYS):
+    """Merge the graded days of ``grade_daily`` into AE episodes (see module doc).
+
+    A day not charted or a lower-bound day never ends an episode; only a day with
+    grade_max 0 does (``resolution_day``), or more than ``max_gap_days`` uncharted days
+    in a row (resolution unknown, NaN). Returns the cohort ``adverse_events`` columns
+    (``derived`` = True, ``serious`` and ``organ`` missing) plus ``grade_max``,
+    ``missing`` (days and items that could raise the grade), ``grade_by_day``,
+    ``source_rows`` and the provenance columns (``source_file`` =
+    "derived:observations", ``source_row`` <NA>).
     """
     import pandas as pd
 
@@ -555,13 +724,18 @@ def derive_episodes(daily_grades, gap_days: int = 1):
     cols = [
         *COLUMNS["adverse_events"],
         "grade_max",
+        "missing",
         "grade_by_day",
         "source_rows",
         "source_file",
         "source_row",
     ]
-    if gap_days < 1:
-        raise GradingInputError("gap_days", gap_days, "an integer >= 1")
+    if (
+        isinstance(max_gap_days, bool)
+        or not isinstance(max_gap_days, int | np.integer)
+        or max_gap_days < 0
+    ):
+        raise GradingInputError("max_gap_days", max_gap_days, "a whole number of days >= 0")
     need = ("patient_id", "day", "term", "system", "grade")
     miss = [c for c in need if c not in daily_grades.columns]
     if miss:
@@ -570,92 +744,123 @@ def derive_episodes(daily_grades, gap_days: int = 1):
             list(daily_grades.columns),
             "the columns of grade_daily: " + ", ".join(need),
         )
-    d = daily_grades[daily_grades["grade"].notna()].copy()
+    d = daily_grades[daily_grades["grade"].notna()]
     d = d.sort_values(["patient_id", "term", "system", "day"], kind="stable")
     if d.empty:
         return _empty_ae(cols)
     g = d["grade"].astype(int).to_numpy()
-    gmax = (d["grade_max"] if "grade_max" in d.columns else d["grade"]).astype("Int64")
-    d["_gmax"] = gmax.fillna(pd.Series(g, index=d.index)).astype(int).to_numpy()
-    key = (
-        d["patient_id"].astype(str)
-        + "\x00"
-        + d["term"].astype(str)
-        + "\x00"
-        + d["system"].astype(str)
-    ).to_numpy()
+    gmax_col = d["grade_max"] if "grade_max" in d.columns else d["grade"]
+    gmax = gmax_col.astype("Int64").fillna(pd.Series(g, index=d.index)).to_numpy(dtype=int)
+    gmax = np.maximum(gmax, g)
+    items = (
+        d["missing"].fillna("").astype(str).to_numpy(dtype=object)
+        if "missing" in d.columns
+        else np.full(len(d), "", dtype=object)
+    )
+    srcs = (
+        d["source_rows"].fillna("").astype(str).to_numpy(dtype=object)
+        if "source_rows" in d.columns
+        else np.full(len(d), "", dtype=object)
+    )
+    pid = d["patient_id"].astype(str).to_numpy(dtype=object)
+    term = d["term"].astype(str).to_numpy(dtype=object)
+    system = d["system"].astype(str).to_numpy(dtype=object)
     day = d["day"].to_numpy(dtype=float)
-    pos = g >= 1
-    # episode ids over positive days: new when key changes, the previous positive day
-    # of the same key is > gap_days back, or a grade-0 day came in between
-    idx = np.arange(len(d))
-    last_zero = pd.Series(np.where(~pos, idx, -1)).groupby(key).cummax().to_numpy()
-    pos_idx = idx[pos]
-    new = np.ones(pos_idx.size, dtype=bool)
-    if pos_idx.size > 1:
-        prev = pos_idx[:-1]
-        cur = pos_idx[1:]
-        same = key[cur] == key[prev]
-        new[1:] = ~same | (day[cur] - day[prev] > gap_days) | (last_zero[cur] > prev)
-    ep = np.cumsum(new)
-    if not pos_idx.size:
+    n = len(d)
+    same_key = np.zeros(n, dtype=bool)
+    same_key[1:] = (pid[1:] == pid[:-1]) & (term[1:] == term[:-1]) & (system[1:] == system[:-1])
+    gap = np.zeros(n)
+    gap[1:] = day[1:] - day[:-1] - 1  # uncharted whole days in between
+    # Vectorised over rows (no per-patient loop). A block of rows runs until a new key, a
+    # too-long gap, or a resolved day (grade_max 0, which ends the block and the episode
+    # in it). The episode of a block starts at its first day with grade >= 1 (earlier
+    # days are possible but unproven onsets) and holds every later unresolved day.
+    resolved = gmax == 0
+    start_block = np.ones(n, dtype=bool)
+    start_block[1:] = ~(same_key[1:] & (gap[1:] <= max_gap_days)) | resolved[:-1]
+    block = np.cumsum(start_block) - 1
+    proven = pd.Series(g >= 1).groupby(block).cummax().to_numpy(dtype=bool)
+    member = proven & ~resolved
+    if not member.any():
         return _empty_ae(cols)
-    sub = d.iloc[pos_idx].assign(_ep=ep, _g=g[pos_idx])
-    dd = sub["day"].to_numpy(dtype=float)
-    whole = dd == np.floor(dd)
-    day_txt = np.where(
-        whole,
-        pd.Series(dd).round().astype("int64").astype(str).to_numpy(),
-        pd.Series(dd).astype(str).to_numpy(),
+    first = member.copy()
+    first[1:] &= ~(member[:-1] & (block[1:] == block[:-1]))
+    episode = np.cumsum(first) - 1  # episode number of each member row
+    rows_in = np.flatnonzero(member)
+    ep_of = episode[rows_in]
+    k = int(ep_of[-1]) + 1
+    starts = np.flatnonzero(first)
+    last_pos = np.append(np.flatnonzero(np.diff(ep_of)), len(rows_in) - 1)
+    lasts = rows_in[last_pos]
+    # the resolved day closing an episode is the row right after its last day, same block
+    after = lasts + 1
+    closes = after < n
+    closes[closes] = resolved[after[closes]] & (block[after[closes]] == block[lasts[closes]])
+    resolution = np.where(closes, day[np.minimum(after, n - 1)], np.nan)
+    top = np.array([TERM_MAX_GRADE.get(t, 4) for t in term[starts]], dtype=int)
+    inner_gap = member & ~first & (gap >= 1)
+    grade = np.maximum.reduceat(g[rows_in], np.flatnonzero(np.diff(np.r_[-1, ep_of])))
+    gmax_ep = np.maximum.reduceat(gmax[rows_in], np.flatnonzero(np.diff(np.r_[-1, ep_of])))
+    has_gap = np.bincount(episode[inner_gap], minlength=k) > 0
+    tail_gap = closes & (resolution - day[lasts] > 1)
+    gmax_ep = np.where(has_gap | tail_gap, np.maximum(gmax_ep, top), gmax_ep)
+
+    # text columns: one string per member row, joined per episode
+    day_txt = pd.Series(day[rows_in]).map({x: _day_text(x) for x in np.unique(day[rows_in])})
+    g_in, gmax_in = g[rows_in], gmax[rows_in]
+    by_day = day_txt + ":" + pd.Series(g_in.astype(str))
+    by_day = by_day.where(gmax_in <= g_in, by_day + "-" + pd.Series(gmax_in.astype(str)))
+    notes = np.full(len(rows_in), "", dtype=object)
+    for j in np.flatnonzero(inner_gap[rows_in]):  # only rows that follow uncharted days
+        i = rows_in[j]
+        notes[j] = _not_charted(np.arange(day[i - 1] + 1, day[i]))
+    item = (gmax_in > g_in) & (items[rows_in] != "")
+    item_txt = "day " + day_txt + ": " + pd.Series(items[rows_in], dtype=object)
+    notes = np.where(item, np.where(notes == "", item_txt, notes + "; " + item_txt), notes).astype(
+        object
     )
-    sub["_gbd"] = pd.Series(day_txt, index=sub.index) + ":" + sub["_g"].astype(str) + ","
-    grouped = sub.groupby("_ep", sort=True)
-    agg = grouped.agg(
-        patient_id=("patient_id", "first"),
-        term=("term", "first"),
-        system=("system", "first"),
-        onset_day=("day", "min"),
-        grade=("_g", "max"),
-        grade_max=("_gmax", "max"),
-    )
-    agg["grade_by_day"] = grouped["_gbd"].sum().str.rstrip(",")
-    # resolution: the first grade-0 day after the episode, before the next positive day
-    last_pos_idx = pd.Series(pos_idx).groupby(ep).max().to_numpy()
-    next_idx = last_pos_idx + 1
-    res = np.full(len(agg), np.nan)
-    ok = next_idx < len(d)
-    ni = next_idx[ok]
-    resolved = (key[ni] == key[last_pos_idx[ok]]) & (g[ni] == 0)
-    tmp = res[ok]
-    tmp[resolved] = day[ni[resolved]]
-    res[ok] = tmp
-    agg["resolution_day"] = res
-    if "source_rows" in sub.columns:
-        rows_txt = sub["source_rows"].fillna("").astype(str)
-        rows_txt = rows_txt.where(rows_txt == "", rows_txt + ";")
-        agg["source_rows"] = rows_txt.groupby(sub["_ep"]).sum().str.rstrip(";")
-    else:
-        agg["source_rows"] = ""
+    for e in np.flatnonzero(tail_gap):  # uncharted days between last day and resolution
+        tail = _not_charted(np.arange(day[lasts[e]] + 1, resolution[e]), whole_only=False)
+        j = last_pos[e]
+        notes[j] = f"{notes[j]}; {tail}" if notes[j] else tail
+
+    def per_episode(text: np.ndarray | pd.Series, sep: str) -> list[str]:
+        ser = pd.Series(np.asarray(text, dtype=object))
+        keep = ser != ""
+        joined = ser[keep].groupby(ep_of[keep.to_numpy()]).agg(sep.join)
+        return joined.reindex(range(k), fill_value="").tolist()
+
     out = pd.DataFrame(
         {
-            "patient_id": agg["patient_id"].astype("string").to_numpy(),
-            "term": agg["term"].astype("string").to_numpy(),
-            "onset_day": agg["onset_day"].astype(float).to_numpy(),
-            "resolution_day": agg["resolution_day"].to_numpy(dtype=float),
-            "grade": pd.array(agg["grade"].to_numpy(), dtype="Int64"),
-            "system": agg["system"].astype("string").to_numpy(),
-            "serious": pd.array([pd.NA] * len(agg), dtype="boolean"),
-            "organ": pd.array([pd.NA] * len(agg), dtype="string"),
-            "derived": pd.array([True] * len(agg), dtype="boolean"),
-            "grade_max": pd.array(agg["grade_max"].to_numpy(), dtype="Int64"),
-            "grade_by_day": agg["grade_by_day"].astype("string").to_numpy(),
-            "source_rows": agg["source_rows"].astype("string").to_numpy(),
-            "source_file": "derived:observations",
-            "source_row": pd.array([pd.NA] * len(agg), dtype="Int64"),
+            "patient_id": pd.array(pid[starts], dtype="string"),
+            "term": pd.array(term[starts], dtype="string"),
+            "onset_day": day[starts].astype(float),
+            "resolution_day": resolution.astype(float),
+            "grade": pd.array(grade, dtype="Int64"),
+            "system": pd.array(system[starts], dtype="string"),
+            "serious": pd.array([pd.NA] * k, dtype="boolean"),
+            "organ": pd.array([pd.NA] * k, dtype="string"),
+            "derived": pd.array([True] * k, dtype="boolean"),
+            "grade_max": pd.array(gmax_ep, dtype="Int64"),
+            "missing": pd.array(per_episode(notes, "; "), dtype="string"),
+            "grade_by_day": pd.array(per_episode(by_day, ","), dtype="string"),
+            "source_rows": pd.array(per_episode(srcs[rows_in], ";"), dtype="string"),
+            "source_file": pd.array(["derived:observations"] * k, dtype="string"),
+            "source_row": pd.array([pd.NA] * k, dtype="Int64"),
         }
     )
-    out["source_file"] = out["source_file"].astype("string")
     return out[cols].sort_values(["patient_id", "term", "onset_day"]).reset_index(drop=True)
+
+
+def _not_charted(days: np.ndarray, whole_only: bool = True) -> str:
+    """ "day(s) 3,4: not charted" for the (whole) days in ``days``."""
+    whole = days[days == np.floor(days)] if whole_only else days
+    return (
+        "day"
+        + ("s " if len(whole) > 1 else " ")
+        + ",".join(_day_text(x) for x in whole)
+        + ": not charted"
+    )
 
 
 def _empty_ae(cols):
@@ -666,7 +871,7 @@ def _empty_ae(cols):
     base = empty_table("adverse_events")
     for c in ("grade_max",):
         base[c] = pd.Series(dtype="Int64")
-    for c in ("grade_by_day", "source_rows"):
+    for c in ("missing", "grade_by_day", "source_rows"):
         base[c] = pd.Series(dtype="string")
     return base[cols]
 

@@ -111,16 +111,22 @@ def _series(days: Any, anc: Any) -> tuple[np.ndarray, np.ndarray]:
     return d, v
 
 
-def _early_counts(day_min: dict[int, float], last: int, thr: float) -> tuple[int, int]:
+def _early_counts(
+    day_min: dict[int, float], last: int, thr: float, max_gap_days: int = 7
+) -> tuple[int, int]:
     """Cumulative neutropenic days in [0, last] (lower and upper bound over unmeasured
-    days), counting non-stable recoveries (< 3 days above the threshold) as neutropenic."""
+    days), counting non-stable recoveries (< 3 days above the threshold) as neutropenic.
+
+    Unmeasured days between two counts on the same side of the threshold take that side
+    only across a gap of at most ``max_gap_days`` days (as the published automated
+    ICAHT grading interpolates gaps of <= 7 days); longer gaps stay unknown."""
     n = last + 1
     state = np.full(n, np.nan)  # 1 neutropenic, 0 not, NaN unknown
     measured = sorted(d for d in day_min if 0 <= d <= last)
     for d in measured:
         state[d] = 1.0 if day_min[d] <= thr else 0.0
     for a, b in zip(measured, measured[1:], strict=False):
-        if b - a > 1 and state[a] == state[b]:
+        if 1 < b - a <= max_gap_days + 1 and state[a] == state[b]:
             state[a + 1 : b] = state[a]
     lo = _with_nonstable(np.nan_to_num(state, nan=0.0) == 1)
     hi = _with_nonstable(np.nan_to_num(state, nan=1.0) == 1)
@@ -161,7 +167,11 @@ def late_grade_from_value(value: float) -> int:
 
 
 def _grade_series(
-    days: np.ndarray, values: np.ndarray, censor_day: float | None, late_min_tests: int
+    days: np.ndarray,
+    values: np.ndarray,
+    censor_day: float | None,
+    late_min_tests: int,
+    max_gap_days: int = 7,
 ) -> tuple[Grade, Grade]:
     day_int = np.floor(days).astype(int)
     keep = np.ones(days.size, dtype=bool)
@@ -192,8 +202,8 @@ def _grade_series(
             4,
         )
     else:
-        lo5, hi5 = _early_counts(day_min, last, 0.5)
-        lo1, hi1 = _early_counts(day_min, last, 0.1)
+        lo5, hi5 = _early_counts(day_min, last, 0.5, max_gap_days)
+        lo1, hi1 = _early_counts(day_min, last, 0.1, max_gap_days)
         g_lo = early_grade_from_days(lo5, lo1)
         g_hi = early_grade_from_days(hi5, hi1)
         reasons = [
@@ -202,6 +212,8 @@ def _grade_series(
             f"ANC <= 0.1 x10^9/L on {lo1} day(s)" + (f" (up to {hi1})" if hi1 > lo1 else ""),
             "early ICAHT: ANC <= 0.5 for 1-6 d = 1, 7-13 d = 2, >= 14 d = 3, >= 30 d = 4; ANC <= 0.1 "
             "for >= 7 d = 3, >= 14 d = 4 (cumulative; recoveries < 3 days counted)",
+            f"days between two counts on the same side of a threshold are counted only "
+            f"across gaps of <= {max_gap_days} days; longer gaps are unknown",
             *cens_note,
         ]
         if last < EARLY_LAST_DAY:
@@ -282,13 +294,23 @@ def grade_icaht(
     unit: str = "auto",
     censor_day: float | None = None,
     late_min_tests: int = 2,
+    max_gap_days: int = 7,
 ) -> IcahtResult:
     """Early and late ICAHT grades (Rejeski 2023) of one patient's ANC series.
 
     ``days``/``anc``: days since infusion and counts; or a DataFrame (``day`` plus
     ``anc`` or ``value``; a long observations table is filtered to analyte ``anc``); or
     a ``{day: count}`` mapping. Missing counts (NaN) are dropped, never read as 0.
+    ``max_gap_days``: the longest run of days without a count that is bridged (default
+    7, as published automated ICAHT grading does); a longer gap is unknown, so the early
+    grade is a lower bound with ``anc`` missing and ``grade_max`` above it.
     """
+    if (
+        isinstance(max_gap_days, bool)
+        or not isinstance(max_gap_days, int | np.integer)
+        or max_gap_days < 0
+    ):
+        raise GradingInputError("max_gap_days", max_gap_days, "a whole number of days >= 0")
     d, v = _series(days, anc)
     ok = ~np.isnan(v)
     if np.isnan(d[ok]).any():
@@ -306,7 +328,7 @@ def grade_icaht(
         raise GradingInputError("censor_day", censor_day, "a day number or None")
     u = _canonical_unit(unit)
     if u == "auto":
-        u, note = _detect_unit(d, v, censor_day, late_min_tests)
+        u, note = _detect_unit(d, v, censor_day, late_min_tests, max_gap_days)
     else:
         note = f"unit {u} as given"
     if u == "10^9/L" and v.size and v.max() > 200:
@@ -317,12 +339,14 @@ def grade_icaht(
         )
     early, late = (
         replace(g, reasons=(note, *g.reasons))
-        for g in _grade_series(d, v * UNITS[u], censor_day, late_min_tests)
+        for g in _grade_series(d, v * UNITS[u], censor_day, late_min_tests, max_gap_days)
     )
     return IcahtResult(early, late, u)
 
 
-def _detect_unit(d: np.ndarray, v: np.ndarray, censor_day: float | None, k: int) -> tuple[str, str]:
+def _detect_unit(
+    d: np.ndarray, v: np.ndarray, censor_day: float | None, k: int, gap: int = 7
+) -> tuple[str, str]:
     if v.size == 0:
         return "10^9/L", "no counts"
     top = float(v.max())
@@ -330,8 +354,8 @@ def _detect_unit(d: np.ndarray, v: np.ndarray, censor_day: float | None, k: int)
         return "cells/uL", f"unit detected: cells/uL (a count of {fmt(top)} > 100)"
     if top <= 30 and bool((v != np.floor(v)).any()):
         return "10^9/L", "unit detected: x10^9/L (non-integer counts, maximum <= 30)"
-    a = _grade_series(d, v, censor_day, k)
-    b = _grade_series(d, v * UNITS["cells/uL"], censor_day, k)
+    a = _grade_series(d, v, censor_day, k, gap)
+    b = _grade_series(d, v * UNITS["cells/uL"], censor_day, k, gap)
     same = all(x.grade == y.grade and x.grade_max == y.grade_max for x, y in zip(a, b, strict=True))
     if same:
         return "10^9/L", "unit ambiguous but both readings give the same grades"

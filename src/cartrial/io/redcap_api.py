@@ -15,9 +15,11 @@ from pathlib import Path
 
 from cartrial.cohort.model import Cohort
 
-INSTALL_HINT = ("read_redcap_api needs the optional package PyCap: pip install PyCap "
-                "(or export the records, data dictionary, instrument-event mapping and "
-                "repeating-instrument CSVs from REDCap and use read_redcap)")
+INSTALL_HINT = (
+    "read_redcap_api needs the optional package PyCap: pip install PyCap "
+    "(or export the records, data dictionary, instrument-event mapping and "
+    "repeating-instrument CSVs from REDCap and use read_redcap)"
+)
 
 
 def _project(url: str, token: str):
@@ -28,8 +30,9 @@ def _project(url: str, token: str):
     return Project(url, token)
 
 
-def read_redcap_api(url: str, token: str, mapping_yaml: str | os.PathLike[str] | None = None
-                    ) -> Cohort:
+def read_redcap_api(
+    url: str, token: str, mapping_yaml: str | os.PathLike[str] | None = None
+) -> Cohort:
     """Import a REDCap project over its API as a validated ``Cohort`` (needs PyCap)."""
     from cartrial.io.redcap_map import read_redcap
 
@@ -37,20 +40,38 @@ def read_redcap_api(url: str, token: str, mapping_yaml: str | os.PathLike[str] |
     with tempfile.TemporaryDirectory(prefix="cartrial-redcap-") as tmp:
         folder = Path(tmp)
         (folder / "records.csv").write_text(
-            project.export_records(format_type="csv", raw_or_label="raw",
-                                   export_data_access_groups=True), encoding="utf-8")
-        (folder / "dictionary.csv").write_text(project.export_metadata(format_type="csv"),
-                                               encoding="utf-8")
+            project.export_records(
+                format_type="csv", raw_or_label="raw", export_data_access_groups=True
+            ),
+            encoding="utf-8",
+        )
+        (folder / "dictionary.csv").write_text(
+            project.export_metadata(format_type="csv"), encoding="utf-8"
+        )
         mapping_csv = repeating_csv = None
         if getattr(project, "is_longitudinal", False):
             mapping_csv = folder / "event_mapping.csv"
-            mapping_csv.write_text(project.export_instrument_event_mappings(format_type="csv"),
-                                   encoding="utf-8")
+            mapping_csv.write_text(
+                project.export_instrument_event_mappings(format_type="csv"), encoding="utf-8"
+            )
         exporter = getattr(project, "export_repeating_instruments_events", None)
         if exporter is not None:
             text = exporter(format_type="csv")
             if text and text.strip():
                 repeating_csv = folder / "repeating.csv"
                 repeating_csv.write_text(text, encoding="utf-8")
-        return read_redcap(folder / "records.csv", folder / "dictionary.csv", mapping_csv,
-                           repeating_csv, mapping_yaml)
+        info = None
+        exporter = getattr(project, "export_project_info", None)
+        if exporter is not None:  # its missing_data_codes are read as missing
+            text = exporter(format_type="csv")
+            if isinstance(text, str) and text.strip():
+                info = folder / "project_info.csv"
+                info.write_text(text, encoding="utf-8")
+        return read_redcap(
+            folder / "records.csv",
+            folder / "dictionary.csv",
+            mapping_csv,
+            repeating_csv,
+            mapping_yaml,
+            project_info=info,
+        )

@@ -8,7 +8,8 @@ so a failure leaves nothing half-written.
 SAS XPORT version 5 limits (SAS TS-140; FDA Study Data Technical Conformance Guide):
 dataset and variable names at most 8 characters, upper case; labels at most 40
 characters; character values at most 200 characters (longer values are truncated and
-the truncation is listed in ``define.csv``). Dates are written as SAS dates (DATE9.).
+the truncation is listed in ``define.csv``). Dates are numeric SAS dates (days since
+1960-01-01) with the DATE9. format, also when a date column is entirely missing.
 """
 
 from __future__ import annotations
@@ -32,20 +33,35 @@ def define_table(adam: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name, df in adam.items():
         for col in df.columns:
             spec = VARIABLES[name][col]
-            rows.append({"dataset": name, "variable": col, "label": spec.label,
-                         "type": spec.type, "note": spec.note})
+            rows.append(
+                {
+                    "dataset": name,
+                    "variable": col,
+                    "label": spec.label,
+                    "type": spec.type,
+                    "note": spec.note,
+                }
+            )
     return pd.DataFrame(rows, columns=["dataset", "variable", "label", "type", "note"])
 
 
+SAS_EPOCH = pd.Timestamp("1960-01-01")
+
+
+def sas_date(values: pd.Series) -> pd.Series:
+    """Dates as SAS date values: whole days since 1960-01-01 (float; missing is NaN)."""
+    d = pd.to_datetime(values).dt.normalize()
+    return ((d - SAS_EPOCH).dt.days).astype("float64")
+
+
 def _xpt_frame(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Columns as pyreadstat needs them: dates as datetime.date, text as object (≤ 200)."""
+    """Columns as written to .xpt: dates as numeric SAS dates, text as object (≤ 200)."""
     out = pd.DataFrame(index=df.index)
     truncated = []
     for col in df.columns:
         s = df[col]
         if VARIABLES[name][col].type == "date":
-            d = pd.to_datetime(s)
-            out[col] = [None if pd.isna(v) else v.date() for v in d]
+            out[col] = sas_date(s)
         elif VARIABLES[name][col].type == "num":
             out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
         else:
@@ -106,20 +122,35 @@ def write_adam(
         for name, df in adam.items():
             base = tmp / name.lower()
             if "csv" in formats:
-                _csv_frame(df).to_csv(base.with_suffix(".csv"), index=False,
-                                      date_format="%Y-%m-%d", lineterminator="\n")
+                _csv_frame(df).to_csv(
+                    base.with_suffix(".csv"),
+                    index=False,
+                    date_format="%Y-%m-%d",
+                    lineterminator="\n",
+                )
             if "parquet" in formats:
                 df.to_parquet(base.with_suffix(".parquet"), index=False, engine="pyarrow")
             if "xpt" in formats:
                 frame, labels, truncated = _xpt_frame(df, name)
-                pyreadstat.write_xport(frame, str(base.with_suffix(".xpt")), table_name=name,
-                                       file_label=name, column_labels=labels,
-                                       file_format_version=5)
+                date9 = {c: "DATE9." for c in df.columns if VARIABLES[name][c].type == "date"}
+                pyreadstat.write_xport(
+                    frame,
+                    str(base.with_suffix(".xpt")),
+                    table_name=name,
+                    file_label=name,
+                    column_labels=labels,
+                    file_format_version=5,
+                    variable_format=date9,
+                )
                 for col in truncated:
                     sel = (define["dataset"] == name) & (define["variable"] == col)
-                    define.loc[sel, "note"] = (define.loc[sel, "note"] + "; " if define.loc[
-                        sel, "note"].iloc[0] else "") + "truncated to 200 characters in .xpt"
+                    define.loc[sel, "note"] = (
+                        define.loc[sel, "note"] + "; " if define.loc[sel, "note"].iloc[0] else ""
+                    ) + "truncated to 200 characters in .xpt"
         define.to_csv(tmp / "define.csv", index=False, lineterminator="\n")
+        from cartrial.io.define_xml import write_define_xml
+
+        write_define_xml(adam, tmp / "define.xml")
         if statement is not None:
             (tmp / "DEIDENTIFICATION.txt").write_text(statement, encoding="utf-8")
         if target.exists():
@@ -138,20 +169,67 @@ def export_adam(
     deidentify: bool = False,
     date_mode: str = "shift",
     seed: int | None = None,
-    te_window_days: float | None = 30.0,
+    te_window_days: float | None = None,
     study_id: str = "CARTRIAL",
     options=None,
     shift_range: tuple[int, int] = (-365, 365),
+    min_shift: int = 30,
+    key: str | None = None,
+    key_map_path: str | os.PathLike[str] | None = None,
+    k: int = 5,
+    identified: bool = False,
 ) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """Build the ADaM datasets of ``cohort`` (optionally de-identified) and write them."""
+    """Build the ADaM datasets of ``cohort`` (optionally de-identified) and write them.
+
+    De-identified: SUBJID/SITEID are keyed pseudonyms; the table back to the real IDs is
+    written to ``key_map_path``, which must lie outside ``directory`` (default: beside it,
+    ``<directory>.key-map.csv``). ``identified`` writes identifier variables (BRTHDT) and
+    cannot be combined with ``deidentify``.
+    """
     from cartrial.io.adam import build_adam
     from cartrial.io.deid import deidentify as deid
 
-    adam = build_adam(cohort, te_window_days=te_window_days, study_id=study_id, options=options)
+    if identified and deidentify:
+        raise ValueError("an identified export cannot be de-identified; choose one")
+    adam = build_adam(
+        cohort,
+        te_window_days=te_window_days,
+        study_id=study_id,
+        options=options,
+        identified=identified,
+    )
     text = None
     if deidentify:
-        adam, text = deid(adam, date_mode=date_mode, seed=seed, shift_range=shift_range)
+        target = Path(directory).resolve()
+        key_map_path = Path(key_map_path or f"{target}.key-map.csv").resolve()
+        if target == key_map_path.parent or target in key_map_path.parents:
+            raise ValueError(
+                f"the key map {key_map_path} must be kept outside the export folder {target}"
+            )
+        res = deid(
+            adam,
+            date_mode=date_mode,
+            seed=seed,
+            shift_range=shift_range,
+            min_shift=min_shift,
+            key=key,
+            k=k,
+        )
+        adam, text = res.datasets, res.statement
+        for df in adam.values():
+            df.attrs["notes"] = list(df.attrs.get("notes", [])) + [
+                f"k-anonymity: {w}" for w in res.warnings
+            ]
+            df.attrs["key_map"] = str(key_map_path)
+        if key_map_path.exists():
+            raise FileExistsError(f"{key_map_path} exists; not overwritten")
     elif date_mode == "days":
-        adam = {k: v.drop(columns=[c for c in v.columns if VARIABLES[k][c].type == "date"])
-                for k, v in adam.items()}
-    return write_adam(adam, directory, formats, statement=text), adam
+        adam = {
+            k: v.drop(columns=[c for c in v.columns if VARIABLES[k][c].type == "date"])
+            for k, v in adam.items()
+        }
+    path = write_adam(adam, directory, formats, statement=text)
+    if deidentify:
+        key_map_path.parent.mkdir(parents=True, exist_ok=True)
+        res.key_map.to_csv(key_map_path, index=False, lineterminator="\n")
+    return path, adam

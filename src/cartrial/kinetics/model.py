@@ -20,9 +20,26 @@ Fitting (maximum likelihood, one patient at a time):
   values scaled to the observed peak); the best likelihood wins;
 * the two decline phases are labelled so that alpha >= beta (the likelihood is symmetric under
   swapping (alpha, 1 − FB) with (beta, FB));
+* identifiability: a profile with fewer quantifiable points than free parameters (7: six curve
+  parameters and the residual SD), or exactly as many (no residual degree of freedom: the ML
+  residual SD collapses to 0), is refused with the reason; at least ``MIN_QUANTIFIABLE`` = 8;
 * standard errors: inverse of the Hessian of the negative log-likelihood (central differences
-  of the analytic gradient) on the fitting scale, carried to the natural scale by the delta
-  method (``se(x) = x·se(ln x)``; ``se(FB) = FB(1 − FB)·se(logit FB)``).
+  of the analytic gradient) on the fitting scale, **inflated by n/(n − p)** (n quantifiable
+  points, p = 7 free parameters; the ML residual variance is biased low by that factor on short
+  profiles — Seber & Wild, Nonlinear Regression, 1989, §2.1; with ~12 points and 7 parameters
+  uncorrected 95% Wald intervals covered 69–85%), carried to the natural scale by the delta
+  method (``se(x) = x·se(ln x)``; ``se(FB) = FB(1 − FB)·se(logit FB)``);
+* 95% intervals (``ci``): ``"wald"`` — on the fitting scale, ``theta ± t(n − p)·se`` with the
+  corrected SE, transformed back (so they are asymmetric and stay in range); ``"profile"`` —
+  profile likelihood for every parameter; ``"auto"`` (default) — profile likelihood for Tmax,
+  whose likelihood has a kink at each sampling day (so its curvature says little), corrected
+  Wald for the rest. Profile limits solve ``2·(nll_profile − nll_min) = n·ln(1 + F/(n − p))``,
+  F the 0.95 quantile of F(1, n − p) (the likelihood-ratio form of the F-based interval,
+  Bates & Watts, Nonlinear Regression Analysis, 1988, §6.1). Coverage is measured by
+  ``benchmarks/bench_kinetics_coverage.py``;
+* per-parameter identifiability: a parameter at a box bound, or loading on a direction in which
+  the Hessian is not positive definite, is flagged not estimable (``param_flags``; its SE and
+  interval NaN); the other parameters keep their (conditional) SEs.
 
 Derived: doubling time ln2/rho, fast and slow half-lives ln2/alpha and ln2/beta, AUC in closed
 form (integrals of the exponentials), predicted day the curve falls below the LLOQ.
@@ -53,6 +70,10 @@ THETA_NAMES = (
     "logit_fb",
     "log_beta",
     "log_sigma",
+)
+#: fitting-scale name -> natural parameter (sigma is not in PARAM_NAMES)
+_THETA_TO_PARAM = dict(
+    zip(THETA_NAMES[:6], ("foldx", "tmax", "cmax", "alpha", "fb", "beta"), strict=True)
 )
 #: typical tisagenlecleucel values (Stein et al. 2019, as quoted in KINETICS.md)
 TYPICAL_TISAGENLECLEUCEL: dict[str, float] = {
@@ -102,7 +123,12 @@ DENSE_SCHEDULE_30 = np.array(
     float,
 )
 TYPICAL_SIGMA = 0.56
-MIN_QUANTIFIABLE = 5
+#: free parameters of the individual fit (6 curve parameters and the residual SD)
+N_FREE = len(THETA_NAMES)
+#: fewest quantifiable points accepted: one residual degree of freedom beyond N_FREE
+MIN_QUANTIFIABLE = N_FREE + 1
+CI_METHODS = ("auto", "wald", "profile")
+CI_LEVEL = 0.95
 _LOG_2PI_HALF = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -144,7 +170,7 @@ def multiphasic_curve(
 
 
 def multiphasic_auc(a: float, b: float, params: Mapping[str, float]) -> float:
-    """Closed-form ∫_a^b C(t) dt of the multiphasic model (a <= b, days).
+    """Closed-form ∫_a^b C(t) dt of the multiphasic model (a <= b, days; b may be ``inf``).
 
     Expansion part ``R0/rho·(e^{rho t2} − e^{rho t1})`` on [a, b] ∩ [0, Tmax] (``R0·(t2 − t1)``
     when foldx = 1), decline part ``(1−FB)·Cmax/alpha·(e^{−alpha s1} − e^{−alpha s2}) +
@@ -152,6 +178,15 @@ def multiphasic_auc(a: float, b: float, params: Mapping[str, float]) -> float:
     """
     foldx, tmax, cmax = params["foldx"], params["tmax"], params["cmax"]
     alpha, beta, fb = params["alpha"], params["beta"], params["fb"]
+    if (
+        b == math.inf and np.isfinite(a) and all(np.isfinite([foldx, tmax, cmax, alpha, beta, fb]))
+    ):  # AUC to infinity: the exponentials integrate to 1/alpha and 1/beta
+        if alpha <= 0 or (beta <= 0 and fb > 0):
+            return math.inf
+        s1 = max(a, tmax) - tmax
+        tail = (1 - fb) * cmax / alpha * math.exp(-alpha * s1)
+        tail += fb * cmax / beta * math.exp(-beta * s1) if fb > 0 else 0.0
+        return (multiphasic_auc(a, tmax, params) if a < tmax else 0.0) + tail
     if not all(np.isfinite([foldx, tmax, cmax, alpha, beta, fb, a, b])) or b < a:
         return float("nan") if b >= a or not np.isfinite(b) else -multiphasic_auc(b, a, params)
     total = 0.0
@@ -302,8 +337,10 @@ class MultiphasicFit:
     """Result of ``fit_multiphasic``: estimates, standard errors and derived quantities.
 
     ``params`` has ``foldx, tmax, cmax, alpha, beta, fb`` (NaN when not estimable), ``se`` the
-    delta-method standard errors on the same scale (NaN where the Hessian is not invertible or
-    a parameter sits on a bound), ``sigma`` the residual SD on the log scale.
+    delta-method standard errors on the same scale, corrected by n/(n − p) (NaN where the
+    Hessian is not invertible or a parameter sits on a bound), ``sigma`` the residual SD on
+    the log scale, ``ci`` the 95% intervals (``ci_method`` says how each was made),
+    ``param_flags`` why a parameter is not estimable ("" when it is).
     """
 
     params: dict[str, float]
@@ -320,6 +357,11 @@ class MultiphasicFit:
     theta: np.ndarray | None = None
     cov: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    #: per parameter: "" when estimable, else why not (on a bound, Hessian not PD)
+    param_flags: dict[str, str] = field(default_factory=dict)
+    #: 95% interval per parameter (NaN where not estimable) and how it was made
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ci_method: dict[str, str] = field(default_factory=dict)
 
     @property
     def rho(self) -> float:
@@ -346,7 +388,8 @@ class MultiphasicFit:
         return multiphasic_curve(t, *(self.params[k] for k in PARAM_NAMES))
 
     def auc(self, a: float = 0.0, b: float = 28.0) -> float:
-        """Closed-form AUC from day ``a`` to ``b`` (copies/µg·day or cells/µL·day)."""
+        """Closed-form AUC from day ``a`` to ``b`` (``math.inf``: AUC0–∞ from the fitted
+        exponentials, no extrapolation from the last sample; copies/µg·day or cells/µL·day)."""
         if not self.estimable:
             return math.nan
         return multiphasic_auc(a, b, self.params)
@@ -380,6 +423,12 @@ class MultiphasicFit:
         row: dict[str, Any] = {"estimable": self.estimable, "reason": self.reason}
         row.update(self.params)
         row.update({f"se_{k}": v for k, v in self.se.items()})
+        for k in PARAM_NAMES:
+            lo, hi = self.ci.get(k, (math.nan, math.nan))
+            row[f"ci_low_{k}"], row[f"ci_high_{k}"] = lo, hi
+        bad = {k: v for k, v in self.param_flags.items() if v}
+        row["not_estimable_params"] = ", ".join(bad)
+        row["param_flags"] = "; ".join(f"{k}: {v}" for k, v in bad.items())
         row.update(
             sigma=self.sigma,
             doubling_time=self.doubling_time,
@@ -387,6 +436,7 @@ class MultiphasicFit:
             half_life_slow=self.half_life_slow,
             auc_0_28=self.auc(0, 28),
             auc_0_84=self.auc(0, 84),
+            auc_0_inf=self.auc(0, math.inf),
             time_below_lloq=self.time_below_lloq,
             loglik=self.loglik,
             n_quantifiable=self.n_quantifiable,
@@ -507,15 +557,22 @@ def fit_multiphasic(
     n_starts: int = 3,
     se: bool = True,
     min_quantifiable: int = MIN_QUANTIFIABLE,
+    ci: str = "auto",
+    patient: str | None = None,
 ) -> MultiphasicFit:
     """Fit the Stein et al. 2019 multiphasic model to one patient's profile.
 
-    ``values`` below ``lloq`` (scalar or per sample) are left-censored; values <= 0 without an
-    LLOQ are left out; NaN values and samples before day 0 are ignored. Not estimable (with the
-    reason) when fewer than ``min_quantifiable`` (5) quantifiable points, no sample before the
-    observed peak, no decline after it (the maximum is the last sample), or the optimiser fails.
+    ``values`` below ``lloq`` (scalar or per sample; below-LLOQ text such as ``<50`` is read as
+    BLQ) are left-censored; values <= 0 without an LLOQ are left out; NaN values and samples
+    before day 0 are ignored; dates, infinite or negative values raise ValueError naming
+    ``patient``, the sample and the value. Not estimable (with the reason) when there are
+    fewer quantifiable points than ``max(min_quantifiable, N_FREE + 1)`` (7 free parameters
+    need at least 8), no sample before the observed peak, no decline after it (the maximum is
+    the last sample), or the optimiser fails. ``ci``: see the module docstring.
     """
-    t, c, lq = profile_arrays(days, values, lloq)
+    if ci not in CI_METHODS:
+        raise ValueError(f"ci {ci!r}; expected one of {', '.join(CI_METHODS)}")
+    t, c, lq = profile_arrays(days, values, lloq, patient=patient)
     with np.errstate(invalid="ignore"):
         is_q = (c > 0) & ~(c < lq)
         cens = ~is_q & (lq > 0)
@@ -523,6 +580,14 @@ def fit_multiphasic(
     t, c, lq, is_q, cens = t[use], c[use], lq[use], is_q[use], cens[use]
     n_q, n_blq = int(is_q.sum()), int(cens.sum())
     lloq_rep = float(np.nanmedian(lq)) if np.isfinite(lq).any() else math.nan
+    if n_q <= N_FREE:
+        return _not_estimable(
+            f"{n_q} quantifiable point(s) for {N_FREE} free parameters (6 curve parameters "
+            f"and the residual SD): at least {N_FREE + 1} needed",
+            n_q,
+            n_blq,
+            lloq_rep,
+        )
     if n_q < min_quantifiable:
         return _not_estimable(
             f"fewer than {min_quantifiable} quantifiable points", n_q, n_blq, lloq_rep
@@ -553,7 +618,7 @@ def fit_multiphasic(
     ]
     args = (tt, yy, n_q)
     with _single_threaded_blas():
-        return _fit(t, c, lq, is_q, n_q, n_blq, lloq_rep, args, bounds, n_starts, se)
+        return _fit(t, c, lq, is_q, n_q, n_blq, lloq_rep, args, bounds, n_starts, se, ci)
 
 
 def _fit(
@@ -568,6 +633,7 @@ def _fit(
     bounds: list,
     n_starts: int,
     se: bool,
+    ci: str = "auto",
 ) -> MultiphasicFit:
     """Multi-start L-BFGS-B, best likelihood, phase labelling, standard errors."""
     from scipy.optimize import minimize
@@ -620,6 +686,10 @@ def _fit(
     at_bound = [
         THETA_NAMES[i] for i in range(7) if min(abs(theta[i] - lo[i]), abs(theta[i] - hi[i])) < 1e-5
     ]
+    fit.param_flags = {k: "" for k in PARAM_NAMES}
+    for name in at_bound:
+        if name in _THETA_TO_PARAM:
+            fit.param_flags[_THETA_TO_PARAM[name]] = "on a bound of the search box"
     if at_bound:
         fit.notes.append("at bound: " + ", ".join(at_bound))
     if not best.success:
@@ -628,7 +698,7 @@ def _fit(
         # C(t) has a kink at Tmax: the likelihood is not smooth in Tmax at a sampling day
         fit.notes.append("Tmax on a sampling day: likelihood not smooth there, SEs approximate")
     if se:
-        _add_standard_errors(fit, args, at_bound)
+        _add_standard_errors(fit, args, at_bound, ci, (lo, hi))
     return fit
 
 
@@ -645,43 +715,184 @@ def _hessian(theta: np.ndarray, args: tuple) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def _add_standard_errors(fit: MultiphasicFit, args: tuple, at_bound: list[str]) -> None:
+def _to_natural(j: int, x: float) -> float:
+    """Fitting-scale value of ``THETA_NAMES[j]`` on the natural scale (expit for FB)."""
+    if j == 4:
+        return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+    return math.exp(x) if x < 700 else math.inf
+
+
+def _add_standard_errors(
+    fit: MultiphasicFit,
+    args: tuple,
+    at_bound: list[str],
+    ci: str = "auto",
+    box: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Corrected SEs, per-parameter flags and 95% intervals (module docstring)."""
+    from scipy import stats
+
     theta = fit.theta
     assert theta is not None
+    n, p = fit.n_quantifiable, N_FREE
+    df = max(n - p, 1)
+    inflate = n / df
     H = _hessian(theta, args)
-    try:
-        cov = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        fit.notes.append("Hessian singular: no standard errors")
+    if not np.all(np.isfinite(H)):
+        fit.notes.append("Hessian not finite: no standard errors")
         return
-    var = np.diag(cov)
-    if not np.all(np.isfinite(var)) or (var <= 0).any():
-        fit.notes.append("Hessian not positive definite: standard errors unreliable")
-        var = np.where(var > 0, var, np.nan)
+    # directions in which the Hessian is not positive definite, and the parameters on them
+    w, V = np.linalg.eigh(H)
+    null = w <= 1e-8 * max(float(np.abs(w).max()), 1e-300)
+    flagged = {THETA_NAMES[i] for i in range(p) if THETA_NAMES[i] in at_bound}
+    if null.any():
+        load = np.abs(V[:, null]).max(axis=1)
+        weak = {THETA_NAMES[i] for i in range(p) if load[i] >= 0.2}
+        for name in weak - flagged:
+            if name in _THETA_TO_PARAM:
+                fit.param_flags[_THETA_TO_PARAM[name]] = "Hessian not positive definite"
+        fit.notes.append(
+            "Hessian not positive definite ("
+            + ", ".join(sorted(weak))
+            + " not identifiable); other SEs conditional on them"
+        )
+        flagged |= weak
+    keep = np.array([THETA_NAMES[i] not in flagged for i in range(p)])
+    cov = np.full((p, p), np.nan)
+    if keep.any():
+        try:
+            cov_k = np.linalg.inv(H[np.ix_(keep, keep)])
+        except np.linalg.LinAlgError:
+            fit.notes.append("Hessian singular: no standard errors")
+            return
+        cov[np.ix_(keep, keep)] = cov_k * inflate
+    var = np.diag(cov).copy()
+    var[~(var > 0)] = np.nan
     sd = np.sqrt(var)
-    for i, name in enumerate(THETA_NAMES):
-        if name in at_bound:
-            sd[i] = np.nan
-    p = fit.params
+    pr = fit.params
     fit.cov = cov
     fit.se = {
-        "foldx": p["foldx"] * sd[0],
-        "tmax": p["tmax"] * sd[1],
-        "cmax": p["cmax"] * sd[2],
-        "alpha": p["alpha"] * sd[3],
-        "fb": p["fb"] * (1 - p["fb"]) * sd[4],
-        "beta": p["beta"] * sd[5],
+        "foldx": pr["foldx"] * sd[0],
+        "tmax": pr["tmax"] * sd[1],
+        "cmax": pr["cmax"] * sd[2],
+        "alpha": pr["alpha"] * sd[3],
+        "fb": pr["fb"] * (1 - pr["fb"]) * sd[4],
+        "beta": pr["beta"] * sd[5],
     }
     fit.se["sigma"] = fit.sigma * sd[6]
+    tq = float(stats.t.ppf(0.5 + CI_LEVEL / 2, df))
+    thr = n * math.log1p(float(stats.f.ppf(CI_LEVEL, 1, df)) / df)
+    lo_box, hi_box = box if box is not None else (np.full(p, -np.inf), np.full(p, np.inf))
+    for j, name in enumerate(THETA_NAMES[:6]):
+        par = _THETA_TO_PARAM[name]
+        if name in flagged or not np.isfinite(sd[j]):
+            fit.ci[par], fit.ci_method[par] = (math.nan, math.nan), "not estimable"
+            continue
+        if ci == "profile" or (ci == "auto" and par == "tmax"):
+            lims = _profile_limits(theta, j, args, thr, sd[j], lo_box, hi_box, -fit.loglik)
+            fit.ci_method[par] = "profile likelihood"
+        else:
+            lims = (theta[j] - tq * sd[j], theta[j] + tq * sd[j])
+            fit.ci_method[par] = "Wald, n/(n-p) and t(n-p)"
+        fit.ci[par] = (_to_natural(j, lims[0]), _to_natural(j, lims[1]))
+
+
+def _profile_limits(
+    theta: np.ndarray,
+    j: int,
+    args: tuple,
+    thr: float,
+    sd: float,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    nll_min: float,
+) -> tuple[float, float]:
+    """Profile-likelihood limits of ``theta[j]`` where ``2·(nll_j − nll_min) = thr``.
+
+    Walks out from the estimate in growing steps (each point re-optimises the other
+    parameters from the last one, L-BFGS-B), then brackets the crossing with Brent's method.
+    A side that reaches the search box without crossing returns the box limit.
+    """
+    from scipy.optimize import minimize
+
+    free = np.array([i for i in range(len(theta)) if i != j])
+    bnds = [
+        (None if not np.isfinite(lo[i]) else lo[i], None if not np.isfinite(hi[i]) else hi[i])
+        for i in free
+    ]
+    seen: dict[float, np.ndarray] = {float(theta[j]): theta[free].copy()}
+
+    def excess(v: float) -> float:
+        """2·(profile nll − nll_min) − thr at theta[j] = v, warm-started from the nearest
+        point already profiled (the profile is followed continuously)."""
+        near = min(seen, key=lambda u: abs(u - v))
+
+        def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+            th = theta.copy()
+            th[j] = v
+            th[free] = x
+            val, g = _nll_grad(th, *args)
+            return val, g[free]
+
+        res = minimize(f, seen[near], jac=True, method="L-BFGS-B", bounds=bnds)
+        if np.isfinite(res.fun):
+            seen[float(v)] = res.x
+        return 2.0 * (float(res.fun) - nll_min) - thr
+
+    out = []
+    for side in (-1.0, 1.0):
+        edge = lo[j] if side < 0 else hi[j]
+        step = max(1.5 * sd, 0.02)
+        a, fa = float(theta[j]), -thr
+        limit = float(edge) if np.isfinite(edge) else side * math.inf
+        for _ in range(12):
+            b = a + side * step
+            if np.isfinite(edge) and side * (b - edge) >= 0:
+                b = float(edge)
+            fb = excess(b)
+            if fb >= 0:
+                limit = _illinois(excess, a, fa, b, fb)
+                break
+            if b == edge:
+                break
+            a, fa, step = b, fb, step * 1.8
+        out.append(limit)
+    return out[0], out[1]
+
+
+def _illinois(f: Any, a: float, fa: float, b: float, fb: float, tol: float = 0.02) -> float:
+    """Root of ``f`` between a (f < 0) and b (f >= 0) by regula falsi with the Illinois
+    modification; stops when |f| < ``tol`` (likelihood units) or the bracket < 1e-4."""
+    keep = 0
+    m = b
+    for _ in range(30):
+        m = b - fb * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
+        fm = f(m)
+        if abs(fm) < tol or abs(b - a) < 1e-4:
+            break
+        if fm >= 0:
+            b, fb = m, fm
+            fa = fa / 2 if keep == 1 else fa
+            keep = 1
+        else:
+            a, fa = m, fm
+            fb = fb / 2 if keep == -1 else fb
+            keep = -1
+    return m
 
 
 # ---------------------------------------------------------------------------------------
 # many patients
 # ---------------------------------------------------------------------------------------
 def _fit_chunk(
-    chunk: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_starts: int, se: bool
+    chunk: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_starts: int,
+    se: bool,
+    ci: str = "auto",
 ) -> list[dict[str, Any]]:
-    return [fit_multiphasic(t, c, lq, n_starts=n_starts, se=se).to_dict() for t, c, lq in chunk]
+    return [
+        fit_multiphasic(t, c, lq, n_starts=n_starts, se=se, ci=ci).to_dict() for t, c, lq in chunk
+    ]
 
 
 def fit_table(
@@ -691,13 +902,15 @@ def fit_table(
     n_jobs: int = 1,
     n_starts: int = 3,
     se: bool = True,
+    ci: str = "auto",
 ) -> pd.DataFrame:
     """Fit the multiphasic model to every profile of ``analyte`` (one row per patient).
 
     ``n_jobs`` > 1 spreads patients over that many worker processes. Columns: the ``by`` keys,
     ``estimable, reason, foldx, tmax, cmax, alpha, beta, fb, se_*, sigma, doubling_time,
-    half_life_fast, half_life_slow, auc_0_28, auc_0_84, time_below_lloq, loglik,
-    n_quantifiable, n_blq, converged, notes``.
+    half_life_fast, half_life_slow, auc_0_28, auc_0_84, auc_0_inf, time_below_lloq, loglik,
+    n_quantifiable, n_blq, converged, notes`` and ``ci_low_*``/``ci_high_*`` (95%, ``ci``
+    method), ``not_estimable_params`` and ``param_flags``.
     """
     import pandas as pd
 
@@ -710,16 +923,18 @@ def fit_table(
         for a, b in zip(starts[:-1], starts[1:], strict=True)
     ]
     if n_jobs > 1 and len(profiles) >= 2 * n_jobs:
-        rows = _fit_parallel(profiles, n_jobs, n_starts, se)
+        rows = _fit_parallel(profiles, n_jobs, n_starts, se, ci)
     else:
-        rows = _fit_chunk(profiles, n_starts, se)
+        rows = _fit_chunk(profiles, n_starts, se, ci)
     table = pd.concat([arr.keys, pd.DataFrame(rows)], axis=1)
     table.insert(len(arr.keys.columns), "analyte", analyte)
     table.insert(len(arr.keys.columns) + 1, "unit", arr.unit)
     return table
 
 
-def _fit_parallel(profiles: list, n_jobs: int, n_starts: int, se: bool) -> list[dict]:
+def _fit_parallel(
+    profiles: list, n_jobs: int, n_starts: int, se: bool, ci: str = "auto"
+) -> list[dict]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -728,5 +943,6 @@ def _fit_parallel(profiles: list, n_jobs: int, n_starts: int, se: bool) -> list[
     chunks = [profiles[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context(method)) as pool:
-        parts = list(pool.map(_fit_chunk, chunks, [n_starts] * len(chunks), [se] * len(chunks)))
+        k = len(chunks)
+        parts = list(pool.map(_fit_chunk, chunks, [n_starts] * k, [se] * k, [ci] * k))
     return [row for part in parts for row in part]

@@ -10,11 +10,15 @@ Conventions (see ``docs/domain/KINETICS.md`` and the regulatory reviews it summa
   (a reading below the LLOQ but above zero counts as *detected, not quantifiable*), and
   ``persistence_days`` equals it.
 * Below-LLOQ (BLQ) rule, made explicit because it moves AUC by several per cent:
-  a sample is BLQ when ``value < lloq`` or ``value <= 0``. BLQ samples **before the first
+  a sample is BLQ when ``value < lloq`` or ``value <= 0`` (below-LLOQ text such as ``<50`` or
+  ``BLQ`` is read as BLQ by ``_obs.BLQ_TEXT_RULE``). BLQ samples **before the first
   quantifiable** sample count as 0. BLQ samples **after** it are, by ``blq_after``:
-  ``"exclude"`` (dropped; default), ``"half_lloq"`` (set to LLOQ/2, or 0 where no LLOQ is
-  known) or ``"pknca"`` (PKNCA's default: BLQ between quantifiable samples dropped, BLQ after
-  the last quantifiable sample kept as 0).
+  ``"pknca"`` (**default**, PKNCA's documented default ``conc.blq = list(first = "keep",
+  middle = "drop", last = "keep")`` with BLQ coded 0: first kept as 0, BLQ between
+  quantifiable samples dropped, BLQ after the last quantifiable sample kept as 0; PKNCA
+  ``clean.conc.blq`` and ``PKNCA.options``), ``"exclude"`` (every BLQ after the first
+  quantifiable sample dropped) or ``"half_lloq"`` (set to LLOQ/2, or 0 where no LLOQ is
+  known).
 * AUC, ``auc_method="linear-up/log-down"`` (default): linear trapezoid while rising or flat,
   log trapezoid ``(c1 - c2)·Δt / ln(c1/c2)`` while falling, only when both values are > 0,
   otherwise linear (so a fall into 0 adds the linear triangle, never zero area).
@@ -32,7 +36,11 @@ Conventions (see ``docs/domain/KINETICS.md`` and the regulatory reviews it summa
   λz > 0 and adjusted R² within 1e-4 of the best adjusted R² of all candidate fits, the one with
   the most points among those. Half-life = ln 2 / λz. A multiphasic CAR-T decline means the
   automatic window lands on either the fast or the slow phase: the window used is reported
-  (``lambda_z_start``, ``lambda_z_end``, ``lambda_z_n_points``).
+  (``lambda_z_start``, ``lambda_z_end``, ``lambda_z_n_points``). Quality, as PKNCA's options
+  ``min.hl.r.squared`` (0.9) and ``min.span.ratio`` (2) judge it: ``span_ratio`` = (window
+  end − start) / half-life; ``lambda_z_poor`` is True and ``lambda_z_flag`` says why when the
+  adjusted R² < ``MIN_ADJ_R2`` (0.9) or the span ratio < ``MIN_SPAN_RATIO`` (2). The estimate
+  is kept (flagged, not deleted) so the reader can judge it.
 * All-BLQ profile: Cmax = 0 and AUC = 0 (measured, not missing); Tmax, Tlast, Clast NaN
   (as PKNCA). A profile with no non-missing sample: everything NaN.
 
@@ -42,7 +50,9 @@ Python loop over patients); ``nca`` runs it on one profile, ``nca_table`` on a l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+import types
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +75,9 @@ BLQ_RULES = ("exclude", "half_lloq", "pknca")
 #: PKNCA defaults for the λz selection
 MIN_HL_POINTS = 3
 ADJ_R2_FACTOR = 1e-4
+#: PKNCA quality limits for λz (options min.hl.r.squared, min.span.ratio)
+MIN_ADJ_R2 = 0.9
+MIN_SPAN_RATIO = 2.0
 
 NCA_COLUMNS = (
     "n_samples",
@@ -88,6 +101,7 @@ LAMBDA_COLUMNS = (
     "lambda_z_n_points",
     "r_squared",
     "adj_r_squared",
+    "span_ratio",
 )
 
 
@@ -126,7 +140,7 @@ def nca_kernel(
     n_groups: int,
     *,
     auc_method: str = "linear-up/log-down",
-    blq_after: str = "exclude",
+    blq_after: str = "pknca",
     partial_days: Sequence[float] = (28.0, 84.0),
 ) -> dict[str, np.ndarray]:
     """NCA of many profiles at once.
@@ -226,6 +240,25 @@ def nca_kernel(
     return out
 
 
+def lambda_z_quality(adj_r2: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(poor, flag)`` per profile: poor when adjusted R² < ``MIN_ADJ_R2`` or span ratio <
+    ``MIN_SPAN_RATIO`` (PKNCA ``min.hl.r.squared``, ``min.span.ratio``); the flag names the
+    rule(s) that fired ("" when fine or when no λz was estimated)."""
+    adj_r2, span = np.asarray(adj_r2, float), np.asarray(span, float)
+    with np.errstate(invalid="ignore"):
+        low_r2 = adj_r2 < MIN_ADJ_R2
+        short = span < MIN_SPAN_RATIO
+    flags = np.full(adj_r2.shape, "", dtype=object)
+    for i in np.flatnonzero(low_r2 | short):
+        parts = []
+        if low_r2[i]:
+            parts.append(f"adjusted R² {adj_r2[i]:.3f} < {MIN_ADJ_R2:g}")
+        if short[i]:
+            parts.append(f"span {span[i]:.2f} < {MIN_SPAN_RATIO:g} half-lives")
+        flags[i] = "; ".join(parts)
+    return low_r2 | short, flags
+
+
 def _lambda_z(
     codes: np.ndarray,
     day: np.ndarray,
@@ -298,6 +331,7 @@ def _lambda_z(
     res["lambda_z_n_points"][g] = n[chosen]
     res["r_squared"][g] = r2[chosen]
     res["adj_r_squared"][g] = adj[chosen]
+    res["span_ratio"][g] = (x[ke[chosen] - 1] - x[k[chosen]]) * lam[chosen] / np.log(2.0)
     return res
 
 
@@ -306,20 +340,20 @@ def nca(
     values: Sequence[float] | np.ndarray,
     lloq: float | Sequence[float] | np.ndarray | None = None,
     auc_method: str = "linear-up/log-down",
-    blq_after: str = "exclude",
+    blq_after: str = "pknca",
     partial_days: Sequence[float] = (28.0, 84.0),
-) -> dict[str, float]:
+    patient: str | None = None,
+) -> dict[str, Any]:
     """NCA of one profile (days since infusion, values, LLOQ scalar or per sample).
 
     Missing values (NaN) are dropped, samples before day 0 ignored; two samples on one day or
     a negative value raise ValueError. Returns a dict with ``cmax, tmax, clast, tlast,
     t_last_detectable, persistence_days, auc_0_28, auc_0_84, auc_last, auc_all, n_samples,
     n_quantifiable, n_blq, last_sample_day, lambda_z, half_life, lambda_z_start, lambda_z_end,
-    lambda_z_n_points, r_squared, adj_r_squared`` (definitions in the module docstring).
+    lambda_z_n_points, r_squared, adj_r_squared, span_ratio, lambda_z_poor, lambda_z_flag``
+    (definitions in the module docstring). ``patient`` (optional) is named in input errors.
     """
-    t, c, lq = profile_arrays(days, values, lloq)
-    if (c < 0).any():
-        raise ValueError(f"negative value {c[c < 0][0]} on day {t[c < 0][0]:g}; expected >= 0")
+    t, c, lq = profile_arrays(days, values, lloq, patient=patient)
     if (np.diff(t) == 0).any():
         d = t[1:][np.diff(t) == 0][0]
         raise ValueError(f"two samples on day {d:g}; expected one value per day")
@@ -333,7 +367,11 @@ def nca(
         blq_after=blq_after,
         partial_days=partial_days,
     )
-    return {k: float(v[0]) for k, v in out.items()}
+    res: dict[str, Any] = {k: float(v[0]) for k, v in out.items()}
+    poor, flag = lambda_z_quality(out["adj_r_squared"], out["span_ratio"])
+    res["lambda_z_poor"] = bool(poor[0])
+    res["lambda_z_flag"] = str(flag[0])
+    return res
 
 
 def nca_table(
@@ -341,7 +379,7 @@ def nca_table(
     analyte: str = "cart_qpcr",
     by: str | Sequence[str] = "patient_id",
     auc_method: str = "linear-up/log-down",
-    blq_after: str = "exclude",
+    blq_after: str = "pknca",
     partial_days: Sequence[float] = (28.0, 84.0),
 ) -> pd.DataFrame:
     """NCA of every profile of ``analyte`` in the long observations table.
@@ -372,6 +410,9 @@ def nca_table(
         table[key] = val
     int_cols = ["n_samples", "n_quantifiable", "n_blq"]
     table[int_cols] = table[int_cols].astype("int64")
+    table["lambda_z_poor"], table["lambda_z_flag"] = lambda_z_quality(
+        res["adj_r_squared"], res["span_ratio"]
+    )
     table["lambda_z_n_points"] = pd.array(
         np.where(np.isnan(res["lambda_z_n_points"]), np.nan, res["lambda_z_n_points"]),
         dtype="Int64",
@@ -380,6 +421,7 @@ def nca_table(
         "auc_method": auc_method,
         "blq_after": blq_after,
         "partial_days": list(partial_days),
+        "n_blq_text": arr.n_blq_text,
     }
     return table
 
@@ -472,31 +514,87 @@ def summarise_nca(
     return pd.DataFrame(rows, columns=cols)
 
 
+#: default persistence landmarks (days) and visit windows (± days): month 3 ± 14, month 6 ± 14,
+#: month 12 ± 30 — typical protocol visit windows; set them from the trial's schedule of
+#: assessments (``windows=`` / the report's ``persistence_windows``)
+PERSISTENCE_WINDOWS: dict[float, float] = {91.3: 14.0, 182.6: 14.0, 365.25: 30.0}
+
+
+def _windows(
+    landmarks: Sequence[float], windows: Mapping[float, float] | Sequence[float] | float | None
+) -> list[float]:
+    """Half-width (days) of the visit window of each landmark."""
+    if windows is None:
+        return [float(PERSISTENCE_WINDOWS.get(float(lm), 0.0)) for lm in landmarks]
+    if isinstance(windows, Mapping):
+        missing = [lm for lm in landmarks if float(lm) not in {float(k) for k in windows}]
+        if missing:
+            raise ValueError(f"no visit window given for landmark(s) {missing}")
+        w = {float(k): float(v) for k, v in windows.items()}
+        out = [w[float(lm)] for lm in landmarks]
+    elif np.ndim(windows) == 0:
+        out = [float(windows)] * len(landmarks)  # type: ignore[arg-type]
+    else:
+        out = [float(x) for x in windows]  # type: ignore[union-attr]
+        if len(out) != len(landmarks):
+            raise ValueError(f"{len(out)} visit windows for {len(landmarks)} landmarks")
+    if any(not np.isfinite(x) or x < 0 for x in out):
+        raise ValueError(f"visit windows {out}; expected finite half-widths >= 0 days")
+    return out
+
+
+def persistence_footnote(
+    landmarks: Sequence[float] = tuple(PERSISTENCE_WINDOWS),
+    windows: Mapping[float, float] | Sequence[float] | float | None = None,
+) -> str:
+    """The report's footnote stating the landmarks and visit windows used."""
+    widths = _windows(landmarks, windows)
+    parts = [
+        f"month {lm / 30.4375:.0f} = day {lm:g} ± {w:g} (from day {lm - w:g})"
+        for lm, w in zip(landmarks, widths, strict=True)
+    ]
+    return (
+        "Persistence: " + "; ".join(parts) + ". A patient is evaluable at a landmark when "
+        "sampled on or after the start of its visit window, and still detectable when CAR-T "
+        "was detected (value > 0) at a sample on or after that day; patients not followed "
+        "that long are not evaluable (not counted as negative)."
+    )
+
+
 def persistence_rates(
     table: pd.DataFrame,
-    landmarks: Sequence[float] = (91.3, 182.6, 365.25),
+    landmarks: Sequence[float] = tuple(PERSISTENCE_WINDOWS),
     group: str | None = None,
+    windows: Mapping[float, float] | Sequence[float] | float | None = None,
 ) -> pd.DataFrame:
-    """Share of patients still detectable at month 3/6/12 (default landmarks in days).
+    """Share of patients still detectable at month 3/6/12 (landmarks in days since infusion).
 
-    A patient counts in the denominator when followed to the landmark (a sample on or after
-    it, or detected on or after it); in the numerator when detected on or after it
-    (``t_last_detectable >= landmark``). Patients not sampled that long are not evaluable.
+    Landmarks are protocol visits with a window (``windows``: a mapping landmark -> half-width
+    in days, one half-width per landmark, or one for all; default ``PERSISTENCE_WINDOWS``:
+    ± 14 d at months 3 and 6, ± 30 d at month 12; 0 for a landmark not listed there). A
+    patient is evaluable at a landmark when sampled on or after the window's start (or
+    detected on or after it); detectable when ``t_last_detectable >= landmark − window``. So
+    a month-6 visit on day 180 counts, as protocols intend. The frame's
+    ``attrs["footnote"]`` states the rule and windows for the report.
     """
     import pandas as pd
 
+    widths = _windows(landmarks, windows)
     rows = []
     grouped = table.groupby(group, sort=True, dropna=False) if group else [(None, table)]
     for key, sub in grouped:
         det = sub["t_last_detectable"].to_numpy(dtype=float)
         last = sub["last_sample_day"].to_numpy(dtype=float)
-        for lm in landmarks:
+        for lm, w in zip(landmarks, widths, strict=True):
+            start = lm - w
             with np.errstate(invalid="ignore"):
-                evaluable = (last >= lm) | (det >= lm)
-                k = int((det[evaluable] >= lm).sum())
+                evaluable = (last >= start) | (det >= start)
+                k = int((det[evaluable] >= start).sum())
             n = int(evaluable.sum())
             row = {
                 "landmark_days": lm,
+                "window_days": w,
+                "window_start_day": start,
                 "n_evaluable": n,
                 "n_detectable": k,
                 "fraction": k / n if n else np.nan,
@@ -504,4 +602,22 @@ def persistence_rates(
             if group:
                 row = {group: key, **row}
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["footnote"] = persistence_footnote(landmarks, widths)
+    return out
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as its ``nca`` function.
+
+    The package attribute ``cartrial.kinetics.nca`` is this submodule as soon as it has been
+    imported (the import system sets it), so a function of the same name exported from the
+    package would be shadowed after first use. Making the module callable keeps both
+    ``cartrial.kinetics.nca(days, values)`` and ``cartrial.kinetics.nca.nca_table`` working.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return nca(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -9,7 +9,10 @@
 * ``model_table`` — Stein et al. 2019 multiphasic model fit per patient;
 * ``reconstitution_table`` and ``recovery_incidence`` — depletion/recovery per patient and
   analyte, cumulative incidence of recovery with competing events;
-* ``figures`` — {name: matplotlib Figure};
+* ``population_typical``, ``population_variability``, ``population_covariates``,
+  ``population_individual`` — the population model, when ``population_model=True``;
+* ``figures`` — {name: matplotlib Figure} (with the population model: observed vs predicted
+  and a VPC, ``<analyte>_population_obs_vs_pred`` and ``<analyte>_population_vpc``);
 * ``notes`` — how the numbers were made (BLQ rule, AUC method, reference-range version) and
   what was missing.
 
@@ -18,6 +21,7 @@ A cohort without kinetics observations gives empty tables, no figures and a note
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,19 +36,36 @@ def kinetics_section(
     fit_model: bool = True,
     n_jobs: int = 1,
     auc_method: str = "linear-up/log-down",
-    blq_after: str = "exclude",
+    blq_after: str = "pknca",
     population: str = "auto",
     figures: bool = True,
+    persistence_windows: Mapping[float, float] | None = None,
+    population_model: bool = False,
+    population_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tables and figures of CAR-T kinetics and immune reconstitution for ``cohort``.
 
     ``group``: a patients column (e.g. ``dose_level``) to summarise and plot by.
+    ``blq_after``: BLQ rule of the NCA (default PKNCA's; see ``nca``).
+    ``persistence_windows``: landmark day -> visit-window half-width (default ± 14 d at months
+    3 and 6, ± 30 d at month 12); the footnote stating them is added to ``notes``.
+    ``population_model``: also fit the population model (``population.fit_population_cohort``
+    on the qPCR, else flow, profiles; about a minute for 60 patients) and add its tables
+    (``population_typical``, ``population_variability``, ``population_covariates``,
+    ``population_individual``) and diagnostic figures (observed vs predicted, VPC);
+    ``population_options`` are passed to it (e.g. ``{"seed": 1, "num_samples": 1000}``).
     """
     import pandas as pd
 
     from cartrial.kinetics._obs import canonical_analytes
     from cartrial.kinetics.model import fit_table
-    from cartrial.kinetics.nca import nca_table, persistence_rates, summarise_nca
+    from cartrial.kinetics.nca import (
+        PERSISTENCE_WINDOWS,
+        nca_table,
+        persistence_footnote,
+        persistence_rates,
+        summarise_nca,
+    )
     from cartrial.kinetics.reconstitution import (
         RECONSTITUTION_ANALYTES,
         reconstitution_table,
@@ -75,24 +96,40 @@ def kinetics_section(
         group = None
 
     if cart:
-        nca = pd.concat(
-            [nca_table(obs, a, auc_method=auc_method, blq_after=blq_after) for a in cart],
-            ignore_index=True,
-        )
+        parts = [nca_table(obs, a, auc_method=auc_method, blq_after=blq_after) for a in cart]
+        n_text = sum(p.attrs["nca_options"]["n_blq_text"] for p in parts)
+        nca = pd.concat(parts, ignore_index=True)
+        if n_text:
+            from cartrial.kinetics._obs import BLQ_TEXT_RULE
+
+            notes.append(f"{n_text} value(s) given as text were read as BLQ; rule: {BLQ_TEXT_RULE}")
         if group:
             nca = nca.merge(patients[["patient_id", group]], on="patient_id", how="left")
         out["nca_table"] = nca
         keys = ["analyte", group] if group else ["analyte"]
         out["nca_summary"] = summarise_nca(nca, group=keys)
+        landmarks = tuple(persistence_windows or PERSISTENCE_WINDOWS)
         out["persistence"] = pd.concat(
-            [persistence_rates(nca.loc[nca["analyte"] == a]).assign(analyte=a) for a in cart],
+            [
+                persistence_rates(
+                    nca.loc[nca["analyte"] == a], landmarks, windows=persistence_windows
+                ).assign(analyte=a)
+                for a in cart
+            ],
             ignore_index=True,
         )
-        notes.append(
-            f"NCA: AUC {auc_method}; BLQ before the first quantifiable value = 0, "
-            f"after it: {blq_after}; partial AUCs not extrapolated past the last "
-            "sample"
+        blq_text = (
+            "PKNCA's default (first BLQ kept as 0, BLQ between quantifiable values dropped, "
+            "BLQ after the last quantifiable value kept as 0)"
+            if blq_after == "pknca"
+            else f"BLQ before the first quantifiable value = 0, after it: {blq_after}"
         )
+        notes.append(
+            f"NCA: AUC {auc_method}; BLQ rule: {blq_text}; partial AUCs not extrapolated "
+            "past the last sample; λz flagged when adjusted R² < 0.9 or span < 2 half-lives "
+            "(PKNCA limits)"
+        )
+        notes.append(persistence_footnote(landmarks, persistence_windows))
         if fit_model:
             out["model_table"] = pd.concat(
                 [fit_table(obs, a, n_jobs=n_jobs) for a in cart], ignore_index=True
@@ -102,6 +139,8 @@ def kinetics_section(
                 "multiphasic model: Stein et al., CPT Pharmacometrics Syst Pharmacol "
                 f"2019;8:285; {n_ne} profile(s) not estimable (reason per patient)"
             )
+        if population_model:
+            _population_part(cohort, cart[0], out, dict(population_options or {}), figures)
     else:
         notes.append("no CAR-T (qPCR or flow) observations: NCA and model fits skipped")
 
@@ -121,7 +160,39 @@ def kinetics_section(
 
     if figures:
         out["figures"] = _figures(obs, patients, cart, recon_analytes, out["nca_table"], group)
+        out["figures"].update(out.pop("population_figures", {}))
     return out
+
+
+def _population_part(
+    cohort: Cohort, analyte: str, out: dict[str, Any], options: dict[str, Any], figures: bool
+) -> None:
+    """Population-model tables, notes and figures into ``out`` (a note when it cannot run)."""
+    try:
+        from cartrial.kinetics.population import fit_population_cohort, settings_text
+    except ImportError as exc:  # pragma: no cover - numpyro is a declared dependency
+        out["notes"].append(f"population model not fitted: {exc}")
+        return
+    options.setdefault("progress", False)
+    try:
+        fit = fit_population_cohort(cohort, analyte, **options)
+    except ValueError as exc:
+        out["notes"].append(f"population model not fitted: {exc}")
+        return
+    out["population_typical"] = fit.typical
+    out["population_variability"] = fit.variability
+    out["population_covariates"] = fit.covariates
+    out["population_individual"] = fit.individual
+    out["population_fit"] = fit
+    out["notes"].extend(fit.notes)
+    out["notes"].append(f"population model settings: {settings_text(fit)}")
+    if figures:
+        from cartrial.kinetics import figures as F
+
+        out["population_figures"] = {
+            f"{analyte}_population_obs_vs_pred": F.population_obs_pred(fit),
+            f"{analyte}_population_vpc": F.population_vpc(fit, seed=fit.diagnostics["seed"]),
+        }
 
 
 def _figures(obs, patients, cart, recon_analytes, nca, group) -> dict[str, Any]:
@@ -135,5 +206,5 @@ def _figures(obs, patients, cart, recon_analytes, nca, group) -> dict[str, Any]:
             figs[f"{a}_cmax_by_{group}"] = F.peak_boxplot(nca.loc[nca["analyte"] == a], group)
     if recon_analytes:
         panel = [a for a in F.KINETICS_PANEL_ANALYTES if a in recon_analytes] or recon_analytes
-        figs["reconstitution_panels"] = F.reconstitution_panels(obs, panel)
+        figs["reconstitution_panels"] = F.reconstitution_panels(obs, panel, patients=patients)
     return figs

@@ -1,7 +1,10 @@
-"""The trial report: tables, figures, HTML/PDF (``cartrial report``).
+"""The trial report (``cartrial report``): one document model, three renderings.
 
-Heavy libraries (pandas, matplotlib) are imported by the submodules; import this package
-only where a report is built.
+``build`` computes the tables and figures into a ``document.Report``; ``render`` (HTML),
+``pdf`` (ReportLab) and ``docx_tables`` (Word) read only that model; ``labels`` is the
+one registry of display labels, units and number formats. Heavy libraries (pandas,
+matplotlib, ReportLab, python-docx) are imported by the submodules; import this package
+only where a report is built (``labels`` alone is light).
 """
 
 from __future__ import annotations

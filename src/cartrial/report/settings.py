@@ -24,7 +24,8 @@ KM_CONF_TYPES = ("log-log", "log", "plain")
 PROPORTION_METHODS = ("wilson", "clopper-pearson", "jeffreys", "agresti-coull", "wald")
 ENDPOINTS = ("OS", "PFS", "EFS", "DFS", "DOR", "CIR", "NRM")
 #: subgroups compared when ``subgroups`` is not set (those present with ≥ 2 levels)
-AUTO_SUBGROUPS = ("sct_consolidation", "product_source", "dose_level", "age_group")
+AUTO_SUBGROUPS = ("sct_consolidation", "product_source", "dose_level", "age_group",
+                  "car_hematotox_risk")
 
 
 class SettingsError(ValueError):
@@ -44,9 +45,14 @@ class ReportSettings:
     subgroup_endpoints: endpoints compared by subgroup in the subgroup table.
     subgroup_figure_endpoints: endpoints drawn by subgroup (one KM figure per subgroup).
     table1_variables: Table 1 rows (None = automatic: baseline columns present).
-    continuous: ``median_range`` or ``mean_sd`` for continuous Table 1 variables.
+    continuous: ``median_range``, ``median_iqr`` or ``mean_sd`` for continuous Table 1
+        variables (gtsummary's choices).
+    table1_p_values: add a p-value column to a grouped Table 1 (off: gtsummary's default).
     proportion_ci: binomial interval for response rates (``cartrial.stats.binomial_ci``).
     km_conf_type: Kaplan–Meier pointwise interval transform (log-log, log, plain).
+    km_ci_method: interval of the median: ``bands`` (R ``survfit``: where the band curves
+        cross 50%; the default, so a statistician re-running in R gets the same limits) or
+        ``brookmeyer-crowley`` (the set of times whose band contains 50%, SAS LIFETEST).
     conf_level: confidence level of every interval.
     landmarks_months: landmark times for survival / cumulative incidence rates.
     risk_table_step_months: spacing of the numbers-at-risk ticks under KM plots.
@@ -60,8 +66,21 @@ class ReportSettings:
     age_cutoffs_years: cut points of the derived ``age_group`` column.
     derive_bedside_aes: derive CRS/ICANS episodes from daily bedside observations
         (``cartrial.grading``) for patients without a recorded episode of that term.
+    forest_endpoints: endpoints with a Cox hazard-ratio table and forest plot by subgroup.
+    landmark_day: day of the landmark analysis of comparisons by consolidation SCT (None:
+        the median day of SCT among those transplanted, issue 10's default).
+    figure_formats: files written per figure: ``png`` (always; the HTML and PDF use it),
+        plus ``svg`` and/or ``pdf`` (vector, for journals; each is one more drawing).
     kinetics_model_fit: also fit the Stein 2019 multiphasic model per patient in the
         kinetics section (off by default: ~0.2 s CPU per profile; NCA is always shown).
+    kinetics_population_model: also fit the population (NLME) kinetic model
+        (``cartrial.kinetics.population``; needs the ``popkin`` extra; about a minute for
+        60 patients) and show its typical values, variability, covariate effects and
+        diagnostics (observed vs predicted, VPC) in the kinetics section.
+    efs_required_response / efs_failure_day: EFS success and the day treatment failure is
+        dated (``cartrial.endpoints.EndpointOptions``; leukaemia default CR/CRh/CRi, day 0).
+    endpoint_definitions: user-defined endpoints, name → definition, as in
+        ``cartrial.endpoints.definitions`` (e.g. GRFS); name them in ``endpoints``.
     """
 
     title: str = "CAR-T cell therapy trial report"
@@ -71,8 +90,10 @@ class ReportSettings:
     subgroup_figure_endpoints: tuple[str, ...] = ("OS",)
     table1_variables: tuple[str, ...] | None = None
     continuous: str = "median_range"
+    table1_p_values: bool = False
     proportion_ci: str = "wilson"
     km_conf_type: str = "log-log"
+    km_ci_method: str = "bands"
     conf_level: float = 0.95
     landmarks_months: tuple[float, ...] = (6.0, 12.0, 24.0)
     risk_table_step_months: float = 6.0
@@ -85,7 +106,14 @@ class ReportSettings:
     efs_nonresponse_event: bool = True
     age_cutoffs_years: tuple[float, ...] = (18.0,)
     derive_bedside_aes: bool = True
+    forest_endpoints: tuple[str, ...] = ("OS", "PFS")
+    landmark_day: float | None = None
     kinetics_model_fit: bool = False
+    kinetics_population_model: bool = False
+    efs_required_response: tuple[str, ...] = ("CR", "CRh", "CRi")
+    efs_failure_day: float = 0.0
+    endpoint_definitions: dict[str, Any] = field(default_factory=dict)
+    figure_formats: tuple[str, ...] = ("png",)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -103,9 +131,23 @@ class ReportSettings:
         return EndpointOptions(
             response_window=tuple(self.response_window),
             efs_nonresponse_event=self.efs_nonresponse_event,
+            required_response=tuple(self.efs_required_response),
+            efs_failure_day=self.efs_failure_day,
             censor_at_sct=self.censor_at_sct,
             censor_at_new_therapy=self.censor_at_new_therapy,
+            definitions=self.user_endpoints(),
         )
+
+    def user_endpoints(self) -> dict[str, Any]:
+        """``endpoint_definitions`` as ``EndpointDefinition`` objects (checked)."""
+        if not self.endpoint_definitions:
+            return {}
+        from cartrial.endpoints.definitions import DefinitionError, load_definitions
+
+        try:
+            return load_definitions({"endpoints": self.endpoint_definitions})
+        except DefinitionError as exc:
+            raise SettingsError(f"setting 'endpoint_definitions': {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -127,8 +169,11 @@ class ReportSettings:
         return dataclasses.replace(self, **changes)
 
 
-_TUPLE_FIELDS = {"subgroups", "subgroup_endpoints", "subgroup_figure_endpoints", "table1_variables", "landmarks_months",
-                 "response_window", "endpoints", "age_cutoffs_years"}
+_TUPLE_FIELDS = {"subgroups", "subgroup_endpoints", "subgroup_figure_endpoints",
+                 "table1_variables", "landmarks_months", "response_window", "endpoints",
+                 "age_cutoffs_years", "forest_endpoints", "figure_formats",
+                 "efs_required_response"}
+KM_CI_METHODS = ("bands", "brookmeyer-crowley")
 _FLOAT_TUPLES = {"landmarks_months", "response_window", "age_cutoffs_years"}
 
 
@@ -140,8 +185,15 @@ def _check(s: ReportSettings) -> None:
         raise bad("km_conf_type", s.km_conf_type, "one of " + ", ".join(KM_CONF_TYPES))
     if s.proportion_ci not in PROPORTION_METHODS:
         raise bad("proportion_ci", s.proportion_ci, "one of " + ", ".join(PROPORTION_METHODS))
-    if s.continuous not in ("median_range", "mean_sd"):
-        raise bad("continuous", s.continuous, "median_range or mean_sd")
+    if s.continuous not in ("median_range", "median_iqr", "mean_sd"):
+        raise bad("continuous", s.continuous, "median_range, median_iqr or mean_sd")
+    if s.km_ci_method not in KM_CI_METHODS:
+        raise bad("km_ci_method", s.km_ci_method, "one of " + ", ".join(KM_CI_METHODS))
+    if "png" not in s.figure_formats or set(s.figure_formats) - {"png", "svg", "pdf"}:
+        raise bad("figure_formats", list(s.figure_formats), "png, optionally with svg and pdf")
+    if s.landmark_day is not None and not s.landmark_day > 0:
+        raise bad("landmark_day", s.landmark_day, "a positive day, or null for the median "
+                  "day of SCT")
     if s.time_unit not in ("months", "days"):
         raise bad("time_unit", s.time_unit, "months or days")
     if not 0 < s.conf_level < 1:
@@ -154,10 +206,21 @@ def _check(s: ReportSettings) -> None:
         raise bad("response_window", list(s.response_window), "[first day, last day]")
     if any(t <= 0 for t in s.landmarks_months):
         raise bad("landmarks_months", list(s.landmarks_months), "positive times in months")
-    for key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints"):
-        unknown = [e for e in getattr(s, key) if e not in ENDPOINTS]
+    if not isinstance(s.endpoint_definitions, dict):
+        raise bad("endpoint_definitions", s.endpoint_definitions, "a mapping name → definition")
+    known = (*ENDPOINTS, *s.user_endpoints())
+    for key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints",
+                "forest_endpoints"):
+        unknown = [e for e in getattr(s, key) if e not in known]
         if unknown:
-            raise bad(key, unknown, "endpoints among " + ", ".join(ENDPOINTS))
+            raise bad(key, unknown, "endpoints among " + ", ".join(known))
+    if s.efs_failure_day not in (0.0, 1.0):
+        raise bad("efs_failure_day", s.efs_failure_day, "0 or 1")
+    from cartrial.endpoints.derive import RESPONSE_RANK
+
+    if not s.efs_required_response or set(s.efs_required_response) - set(RESPONSE_RANK):
+        raise bad("efs_required_response", list(s.efs_required_response),
+                  "responses among " + ", ".join(RESPONSE_RANK))
 
 
 def settings_from_mapping(data: dict[str, Any], where: str = "settings") -> ReportSettings:
@@ -195,15 +258,33 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 return tuple(float(v) for v in value)
             except (TypeError, ValueError):
                 raise fail("a list of numbers") from None
-        if key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints"):
+        if key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints",
+                   "forest_endpoints"):
             return tuple(str(v).upper() for v in value)
         return tuple(str(v) for v in value)
+    if key == "landmark_day":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail("a number of days, or null")
+        return float(value)
     if key in ("conf_level", "ae_window_days", "risk_table_step_months"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("a number")
         return float(value)
+    if key == "endpoint_definitions":
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise fail("a mapping of endpoint name to definition")
+        return value
+    if key == "efs_failure_day":
+        if isinstance(value, bool) or value not in (0, 1):
+            raise fail("0 or 1")
+        return float(value)
     if key in ("censor_at_sct", "censor_at_new_therapy", "efs_nonresponse_event",
-               "derive_bedside_aes", "kinetics_model_fit"):
+               "derive_bedside_aes", "kinetics_model_fit", "kinetics_population_model",
+               "table1_p_values"):
         if not isinstance(value, bool):
             raise fail("true or false")
         return value

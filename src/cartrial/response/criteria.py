@@ -6,7 +6,7 @@ Sources:
   blasts, ANC > 1.0 x10^9/L and platelets > 100 x10^9/L (the guideline's thresholds
   are strict: "> 1000/µL", "> 100,000/µL"); CRi = CR without that count recovery;
   refractory = not in CR. NCCN ALL defines no PR: ``PR`` here is the CAR-T trial
-  convention of GRADING.md (marrow blasts reduced by >= 50 % from baseline while still
+  convention (marrow blasts reduced by >= 50 % from baseline while still
   >= 5 %, no new or progressing extramedullary disease).
 * Döhner H et al., Blood 2022;140:1345-1377 (ELN 2022), response table: CR = marrow
   blasts < 5 %, no circulating blasts, no extramedullary disease, ANC >= 1.0 and

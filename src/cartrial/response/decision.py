@@ -4,12 +4,12 @@ Every function here restates what a published protocol or consensus text lists, 
 the rule that fired and its source, and sets ``reference_only=True``. Nothing here is
 a prescription: treatment decisions belong to the treating team and the trial protocol.
 
-Sources: PATHWAY.md (eligibility, product dose, lymphodepletion and the "all-in-one"
+Sources: the CD7 CAR-T trial protocols (eligibility, product dose, lymphodepletion and the "all-in-one"
 sequence as the CD7 CAR-T reports describe them: Tan 2023 J Hematol Oncol 16:34; Hu
 2024 N Engl J Med 390:1467; Pan 2023; Zhang 2023 Am J Hematol 98:1898); Mosteller RD,
 N Engl J Med 1987;317:1098; Du Bois D, Du Bois EF, Arch Intern Med 1916;17:863;
 Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX management); Santomasso BD et
-al., J Clin Oncol 2021;39:3978 (ASCO guideline); GRADING.md management reference.
+al., J Clin Oncol 2021;39:3978 (ASCO guideline); practice reported by the CD7 CAR-T trials.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 
 from cartrial.grading.core import GradingInputError, fmt
 
-PATHWAY = "PATHWAY.md (CD7 CAR-T trial protocols: Tan 2023; Hu 2024; Pan 2023; Zhang 2023)"
+PATHWAY = "CD7 CAR-T trial protocols (Tan 2023; Hu 2024; Pan 2023; Zhang 2023)"
 MANAGEMENT_SOURCES = (
     "Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Santomasso "
-    "BD et al., J Clin Oncol 2021;39:3978 (ASCO); GRADING.md management "
-    "reference"
+    "BD et al., J Clin Oncol 2021;39:3978 (ASCO); practice reported by the "
+    "CD7 CAR-T trials"
 )
 
 
@@ -97,7 +97,7 @@ def trial_eligibility(
     age_window: tuple[float, float] = (0.0, 70.0),
     ecog_max: int = 2,
 ) -> Advice:
-    """CD7 CAR-T trial eligibility screen as the protocols describe it (PATHWAY.md):
+    """CD7 CAR-T trial eligibility screen as the protocols describe it (the CD7 CAR-T trial protocols):
     CD7 on >= ``cd7_min_pct`` % of blasts (trials use 50-95 %), age within
     ``age_window``, ECOG <= ``ecog_max`` (i.e. < 3), no uncontrolled infection, no organ
     failure. ``result``: True (all met), False (one failed), None (unknown items)."""
@@ -150,7 +150,7 @@ def all_in_one_sct_eligibility(
     cart_detectable: bool | None = None,
     prior_allo_sct: bool | None = None,
 ) -> Advice:
-    """Sequential "all-in-one" CAR-T + haploidentical SCT (Hu 2024 NEJM, PATHWAY.md):
+    """Sequential "all-in-one" CAR-T + haploidentical SCT (Hu 2024 NEJM):
     the report describes it for patients in CRi with severe pancytopenia or a
     hypocellular marrow, with detectable CAR-T cells and no prior allo-SCT."""
     from cartrial.cohort.vocab import RESPONSES, canonical
@@ -199,7 +199,7 @@ def cell_dose(
     tolerance: float = 0.30,
     low_dose_per_kg: float = 5e5,
 ) -> Advice:
-    """Infused CAR-T dose per kg against the protocol target (PATHWAY.md: 1x10^6/kg
+    """Infused CAR-T dose per kg against the protocol target (CD7 CAR-T protocols: 1x10^6/kg
     +-30 %, 5x10^5/kg allowed when the product falls short). ``result``: dose_per_kg,
     level (target, low_dose, below_low_dose, above_target) and the cell range the
     target means for this weight."""
@@ -242,7 +242,7 @@ def lymphodepletion_doses(
     bsa_method: str = "mosteller",
 ) -> Advice:
     """Daily lymphodepletion doses on days -5 to -3 as the protocols list them
-    (PATHWAY.md): fludarabine 30 mg/m²/day with cyclophosphamide 250-300 mg/m²/day
+    (the CD7 CAR-T trial protocols): fludarabine 30 mg/m²/day with cyclophosphamide 250-300 mg/m²/day
     ("flu_cy"), or cyclophosphamide 30 mg/kg/day ("cy_mg_kg", new-donor cells)."""
     if bsa_method not in ("mosteller", "dubois"):
         raise GradingInputError("bsa_method", bsa_method, "mosteller or dubois")
@@ -325,7 +325,7 @@ def management_reference(term: str, grade: int, *, steroid_refractory: bool = Fa
 
     ``steroid_refractory`` adds the reported options: ruxolitinib for steroid-refractory
     CRS; intrathecal steroids / Ommaya reservoir for refractory CNS toxicity in some
-    centres (GRADING.md)."""
+    centres (as reported by the CD7 CAR-T trials)."""
     from cartrial.cohort.vocab import AE_TERMS, canonical
 
     t = canonical(term, AE_TERMS)

@@ -6,7 +6,7 @@ ELN 2022 (Döhner 2022, Blood 140:1345): ">= 5 %" marrow blasts, blood blasts in
 least 2 samples at least 1 week apart, or extramedullary disease). Some older tables
 use 25 %: ``relapse_blast_pct``.
 
-Typing (as the CD7 CAR-T reports do, PATHWAY.md): CD7-negative relapse (antigen escape)
+Typing (as the CD7 CAR-T reports do): CD7-negative relapse (antigen escape)
 versus CD7-positive, by the share of blasts expressing CD7 (``cd7_pct`` against
 ``cd7_positive_pct``, default 20 % - the usual flow-cytometry positivity cut-off for a
 blast antigen; set it to the trial's own) or a reported status; and site: marrow,

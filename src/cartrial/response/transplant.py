@@ -8,7 +8,7 @@ Definitions (CIBMTR Forms Instruction Manual, "ANC recovery" and "platelet recov
   platelets >= 20 x10^9/L and no platelet transfusion in the 7 days before that first
   value (the day itself counts as well here: a same-day transfusion can support it).
 * Primary graft failure: no neutrophil engraftment by day ``by_day`` after the graft
-  (default 30 as in GRADING.md; CIBMTR/EBMT commonly use day 28).
+  (default 30; CIBMTR/EBMT commonly use day 28).
 * Donor chimerism: full donor > 95 % (ASTCT) or >= 95 % (CIBMTR manuals): threshold and
   inclusiveness are parameters; mixed below.
 
@@ -26,7 +26,10 @@ import numpy as np
 
 from cartrial.grading.core import GradingInputError, fmt
 
-SOURCE = "CIBMTR Forms Instruction Manual (ANC and platelet recovery); GRADING.md (chimerism)"
+SOURCE = (
+    "CIBMTR Forms Instruction Manual (ANC and platelet recovery); ASTCT/CIBMTR donor "
+    "chimerism conventions (full donor > 95 % or >= 95 %)"
+)
 
 
 @dataclass(frozen=True)

@@ -21,24 +21,31 @@ Formulas and sources
   ``sqrt(machine eps)``) it is the midpoint of the flat (to the next event time, or to
   the last follow-up time when the flat reaches the end).  ``inf`` means "not reached"
   (R prints NA; lifelines reports inf).
-* Quantile confidence interval (Brookmeyer & Crowley, Biometrics 1982;38:29, with the
-  transform of the curve's interval, as SAS PROC LIFETEST and statsmodels
-  ``SurvfuncRight.quantile_ci``): the interval is the set of event times t at which
+* Quantile confidence interval, default ``ci_method="bands"`` (R survival
+  ``quantile.survfit``, so that a statistician re-running in R gets the same limits):
+  the lower (upper) limit is the quantile, by the same first-time-at-or-below and
+  midpoint rules, of the lower (upper) pointwise band curve on this curve's
+  ``conf_type`` transform.  R's bands are NA where S = 0 and are skipped; so a limit the
+  band never reaches is ``inf`` ("not reached", R prints NA) while the curve stays above
+  0, and ``NaN`` (undefined, R's NA) once the curve has reached 0 -- never the time at
+  which the curve reaches 0.
+  ``ci_method="brookmeyer-crowley"`` (Brookmeyer & Crowley, Biometrics 1982;38:29, with
+  the transform of the curve's interval, as SAS PROC LIFETEST and statsmodels
+  ``SurvfuncRight.quantile_ci``): the set of event times t at which
   ``|g(S(t)) - g(1 - p)| / se(g(S(t))) <= z``, i.e. where ``1 - p`` lies inside the
   pointwise interval of S(t).  Lower limit = the first event time in the set; upper
-  limit = the event time that follows the last one in the set (S is flat in between),
-  ``inf`` ("not reached") when the set runs to the last event time.  If every lower
-  band stays above ``1 - p`` both limits are inf; if the set is empty because one step
-  jumps across the whole band the interval is not estimable (NaN).  With monotone
-  bands this is the same as R's rule (quantiles of the lower and upper band curves),
-  available as ``ci_method="bands"``; the two differ when a band rises again late in
-  follow-up (the plain band often does), where the set rule keeps the whole set.
+  limit = the event time that follows the last one in the set, ``inf`` when the set runs
+  to the last event time; both inf if every lower band stays above ``1 - p``; NaN if one
+  step jumps across the whole band.  With monotone bands the two rules agree; they
+  differ when a band rises again late in follow-up (the plain band often does), where
+  the set rule keeps the whole set, and where the curve reaches 0.
 
 Reproducing Tan et al. (J Hematol Oncol 2023;16:34; ``shared/data/tan2023_table1.csv``,
 20 patients): with ``conf_type="plain"``, S(24 months) = 42.3% (95% CI 18.8-65.8) and the
 median OS = 18.3 months, as published.  The published median interval 12.5-20.8 months
-is not what Brookmeyer-Crowley gives on any transform: plain 12.5-NR, log 12.5-NR,
-log-log 8.8-NR (R survival 3.5 and statsmodels agree).  The upper band never falls to
+is not what either rule gives on any transform: plain 12.5-NR, log 12.5-NR, log-log
+8.8-NR, by R's band rule and by Brookmeyer-Crowley alike (R survival 3.5 and
+statsmodels agree).  The upper band never falls to
 0.5 (it ends at 0.66 for plain), so the upper limit is not reached; 20.8 months is the
 last event time, which suggests the paper truncated the interval at the last death.
 """
@@ -223,11 +230,13 @@ class KaplanMeier:
         res = self.n - exits[pos]
         return float(res[0]) if np.ndim(t) == 0 else res
 
-    def quantile(self, p: float, ci_method: CIMethod = "brookmeyer-crowley") -> Estimate:
+    def quantile(self, p: float, ci_method: CIMethod = "bands") -> Estimate:
         """Time by which a fraction ``p`` has had the event (S = 1 - p), with its CI.
 
-        See the module docstring for the point rule (R ``quantile.survfit``) and the
-        Brookmeyer–Crowley interval on this curve's ``conf_type`` transform.
+        See the module docstring for the point rule (R ``quantile.survfit``) and the two
+        interval rules: ``"bands"`` (default; R ``survfit``: where the lower and upper
+        pointwise bands cross 1 - p; NaN = undefined where the curve reaches 0 before
+        the band crosses, inf = not reached) and ``"brookmeyer-crowley"`` (the set rule).
         """
         if not 0.0 < float(p) < 1.0:
             raise ValueError(f"p must be between 0 and 1 (exclusive), got {p!r}")
@@ -238,12 +247,18 @@ class KaplanMeier:
         estimate = curve_quantile(te, self.survival[rows], target, t_max)
         lo_band, hi_band = self.lower[rows], self.upper[rows]
         if ci_method == "bands":
-            # R quantile.survfit: quantiles of the lower and upper band curves.
-            return Estimate(
-                estimate,
-                curve_quantile(te, lo_band, target, t_max),
-                curve_quantile(te, hi_band, target, t_max),
-            )
+            # R quantile.survfit: quantiles of the lower and upper band curves, whose
+            # values are NA (dropped) where S = 0.  A limit the band does not reach is
+            # "not reached" (inf) while the curve stays above 0, undefined (NaN, R's NA)
+            # once the curve has reached 0.
+            defined = self.survival[rows] > 0.0
+            reaches_zero = bool(self.survival.size) and self.survival[-1] <= 0.0
+
+            def band_quantile(band: np.ndarray) -> float:
+                q = curve_quantile(te, np.where(defined, band, np.nan), target, t_max)
+                return float("nan") if q == float("inf") and reaches_zero else q
+
+            return Estimate(estimate, band_quantile(lo_band), band_quantile(hi_band))
         if ci_method != "brookmeyer-crowley":
             raise ValueError(
                 f"ci_method must be 'brookmeyer-crowley' or 'bands', got {ci_method!r}"
@@ -258,8 +273,9 @@ class KaplanMeier:
         upper = float(te[last + 1]) if last + 1 < te.size else float("inf")
         return Estimate(estimate, lower, upper)
 
-    def median(self, ci_method: CIMethod = "brookmeyer-crowley") -> Estimate:
-        """Median time to event with its Brookmeyer–Crowley interval (inf = not reached)."""
+    def median(self, ci_method: CIMethod = "bands") -> Estimate:
+        """Median time to event with its interval (R's rule by default; inf = not reached,
+        NaN = undefined); ``ci_method="brookmeyer-crowley"`` for the set rule."""
         return self.quantile(0.5, ci_method=ci_method)
 
 
@@ -313,13 +329,19 @@ def _fit_counts(
 
 
 def median_followup(
-    time: Any, event: Any, conf_type: ConfType = "log-log", conf_level: float = 0.95
+    time: Any,
+    event: Any,
+    conf_type: ConfType = "log-log",
+    conf_level: float = 0.95,
+    ci_method: CIMethod = "bands",
 ) -> Estimate:
     """Median follow-up by the reverse Kaplan–Meier method (Schemper & Smith 1996).
 
     The censoring indicator is flipped (censored = "event", event = "censored") and the
-    median of that curve is returned with its Brookmeyer–Crowley interval.  Source:
+    median of that curve is returned with its interval (``ci_method`` as
+    :meth:`KaplanMeier.quantile`; R's rule by default).  Source:
     Schemper M, Smith TL. Control Clin Trials 1996;17:343-346.
     """
     e = K.check_binary(event, "event")
-    return kaplan_meier(time, ~e, conf_type=conf_type, conf_level=conf_level).median()
+    km = kaplan_meier(time, ~e, conf_type=conf_type, conf_level=conf_level)
+    return km.median(ci_method=ci_method)

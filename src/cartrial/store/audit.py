@@ -7,10 +7,12 @@ each change, when, and the old and new values, that cannot be altered. Here:
 * ``AuditedSession`` records, in the same transaction as the change, one
   ``AuditEntry`` per created, updated or deleted record (UTC time, user, table,
   record id, old and new values as JSON, reason);
-* a change to a *locked* record (locked after source-data verification), or a new
-  record for a locked patient, is refused unless the session carries a reason;
+* a *locked* record (locked after source-data verification) cannot be changed or
+  deleted, and a locked patient gets no new records, whatever reason is given: only an
+  authorised unlock (with a reason, audited) makes it changeable again;
 * ``AuditEntry`` rows cannot be updated or deleted through the ORM (mapper events
-  raise) nor in the database (triggers created by the initial migration).
+  raise) nor in the database (triggers created by the initial migration), and every row
+  is linked into a hash chain (``cartrial.store.chain``) so tampering is detectable.
 
 Set ``session.info["user"]`` (username) and optionally ``session.info["reason"]``.
 """
@@ -21,9 +23,10 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from cartrial.store import chain
 from cartrial.store.models import (
     AUDITED_TABLES,
     AuditEntry,
@@ -37,7 +40,8 @@ class AuditError(RuntimeError):
 
 
 class LockedRecordError(ValueError):
-    """Raised when a locked record is changed without a reason."""
+    """Raised when a locked record is changed, deleted or extended, or unlocked without
+    a reason."""
 
 
 def jsonable(value: Any) -> Any:
@@ -68,7 +72,15 @@ def _is_audited(obj: Any) -> bool:
     return getattr(obj, "__tablename__", None) in AUDITED_TABLES
 
 
+#: what may change on a locked record: the lock itself and the signature of it
+LOCK_FIELDS = frozenset({"locked", "signed_by", "signed_at", "signature_meaning"})
+#: tables whose new rows a locked patient may still get (queries on locked data)
+NOT_LOCKED_BY_PATIENT = frozenset({"patients", "data_queries"})
+
+
 def _was_locked(obj: Any) -> bool:
+    if not hasattr(obj, "locked"):
+        return False
     hist = inspect(obj).attrs.locked.history
     if hist.deleted:
         return bool(hist.deleted[0])
@@ -97,9 +109,10 @@ def _before_flush(session: Session, _ctx, _instances) -> None:
     for obj in session.deleted:
         if not _is_audited(obj):
             continue
-        if _was_locked(obj) and not reason:
+        if _was_locked(obj):
             raise LockedRecordError(
-                f"{obj.__tablename__} record {_record_id(obj)} is locked: a reason is required"
+                f"{obj.__tablename__} record {_record_id(obj)} is locked (source data "
+                "verified): it must be unlocked (audited, with a reason) before it is deleted"
             )
         pending.append(("delete", obj, _record_id(obj), record_values(obj), None))
     for obj in session.dirty:
@@ -116,20 +129,25 @@ def _before_flush(session: Session, _ctx, _instances) -> None:
                 new[attr.key] = jsonable(hist.added[0]) if hist.added and shown else None
         if not new:
             continue
-        only_locking = set(new) == {"locked"} and new["locked"] is True
-        if _was_locked(obj) and not reason and not only_locking:
-            raise LockedRecordError(
-                f"{obj.__tablename__} record {_record_id(obj)} is locked (source data "
-                "verified): give a reason for the change"
-            )
+        if _was_locked(obj):
+            if not set(new) <= LOCK_FIELDS:
+                raise LockedRecordError(
+                    f"{obj.__tablename__} record {_record_id(obj)} is locked (source data "
+                    "verified): it cannot be changed until an authorised unlock"
+                )
+            if new.get("locked") is False and not reason:
+                raise LockedRecordError(
+                    f"{obj.__tablename__} record {_record_id(obj)}: unlocking needs a reason"
+                )
         pending.append(("update", obj, _record_id(obj), old, new))
     for obj in session.new:
         if isinstance(obj, AuditEntry) or not _is_audited(obj):
             continue
         pid = getattr(obj, "patient_id", None)
-        if obj.__tablename__ != "patients" and _patient_locked(session, pid) and not reason:
+        if obj.__tablename__ not in NOT_LOCKED_BY_PATIENT and _patient_locked(session, pid):
             raise LockedRecordError(
-                f"patient {pid} is locked (source data verified): give a reason to add records"
+                f"patient {pid} is locked (source data verified): no records can be added "
+                "until an authorised unlock"
             )
         pending.append(("create", obj, "", None, None))
     session.info["_audit_pending"] = pending
@@ -162,7 +180,7 @@ def _after_flush(session: Session, _ctx) -> None:
                 "reason": reason,
             }
         )
-    session.connection().execute(insert(AuditEntry), rows)
+    chain.append(session.connection(), rows)
 
 
 def _refuse(_mapper, _conn, _target) -> None:

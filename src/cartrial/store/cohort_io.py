@@ -4,7 +4,9 @@
 the whole cohort is stored or nothing changes (a failed or killed import leaves the
 database as it was). ``read_cohort`` reads the tables back and passes them through
 ``cartrial.cohort.cohort_from_frames`` — the same validation path as a file load —
-so the web app, the report and ``cartrial db export`` all see an ordinary Cohort.
+so the web app, the report and ``cartrial db export`` all see an ordinary Cohort. It reads
+all tables in ONE read-only transaction (a consistent snapshot, ``snapshot``), column-wise;
+``cohort_from_url`` does the same from a database URL.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from cartrial.cohort.model import COLUMNS, PROVENANCE, TABLES
-from cartrial.store.models import COHORT_MODELS, AuditEntry, Patient, Site, utcnow
-from cartrial.store.validation import IDENTIFYING
+from cartrial.store import chain
+from cartrial.store.models import COHORT_MODELS, Patient, Site, utcnow
+from cartrial.store.validation import IDENTIFYING, site_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -61,7 +65,9 @@ def _json_value(value: Any) -> Any:
 
 def frame_rows(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of one cohort table as dicts for the database (extras in ``extra``)."""
-    cols = dict(COLUMNS[table])
+    stored = set(COHORT_MODELS[table].__table__.c.keys())
+    # canonical columns the schema has no column for yet are kept in ``extra``
+    cols = {c: k for c, k in COLUMNS[table].items() if c in stored}
     if table == "observations":
         cols["value_text"] = "str"
     extras = [c for c in frame.columns if c not in cols and c not in PROVENANCE]
@@ -98,8 +104,7 @@ def import_cohort(
     that carries identifying columns (names, birth dates). ``progress(table, n_rows)`` is
     called after each chunk (used by the crash-safety test).
     """
-    if cohort.layout != "tables":
-        raise ImportRefused("only four-table cohorts can be imported (this one is a wide table)")
+    # a wide cohort (one row per patient) is stored as the four tables it was read into
     for name in TABLES:
         bad = [c for c in cohort.table(name).columns if str(c).lower() in IDENTIFYING]
         if bad:
@@ -109,6 +114,19 @@ def import_cohort(
             )
     rows = {name: frame_rows(name, cohort.table(name)) for name in TABLES}
     ids = [r["patient_id"] for r in rows["patients"]]
+    bad_sites = sorted(
+        {
+            str(r["site"])
+            for r in rows["patients"]
+            if r.get("site") is not None and site_problem(r["site"])
+        }
+    )
+    if bad_sites:
+        raise ImportRefused(
+            f"patients.site: {site_problem(bad_sites[0])} "
+            f"({len(bad_sites)} such code(s): {', '.join(bad_sites[:5])}); "
+            "nothing was imported"
+        )
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         existing = set()
@@ -141,9 +159,7 @@ def import_cohort(
                     progress(name, done)
             counts[name] = done
         now = utcnow()
-        per_patient: dict[str, dict[str, int]] = {
-            pid: {t: 0 for t in TABLES[1:]} for pid in ids
-        }
+        per_patient: dict[str, dict[str, int]] = {pid: {t: 0 for t in TABLES[1:]} for pid in ids}
         for name in TABLES[1:]:
             for r in rows[name]:
                 if r["patient_id"] in per_patient:
@@ -157,53 +173,122 @@ def import_cohort(
                 "record_id": pid,
                 "patient_id": pid,
                 "old_values": None,
-                "new_values": {"source": str(cohort.source), "sha256": cohort.input_sha256,
-                               **per_patient[pid]},
+                "new_values": {
+                    "source": str(cohort.source),
+                    "sha256": cohort.input_sha256,
+                    **per_patient[pid],
+                },
                 "reason": None,
             }
             for pid in ids
         ]
-        for chunk in _chunks(audit):
-            conn.execute(insert(AuditEntry.__table__), chunk)
+        chain.append(conn, audit)
     return counts
 
 
-def read_frames(engine: Engine) -> dict[str, pd.DataFrame]:
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection whose statements all see ONE consistent snapshot.
+
+    PostgreSQL: a ``REPEATABLE READ READ ONLY`` transaction (the snapshot is taken at the
+    first query; writes are refused by the server). SQLite: ``PRAGMA query_only`` plus one
+    deferred ``BEGIN`` (the read transaction starts at the first SELECT; in WAL mode
+    writers go on committing, the reader keeps its snapshot). Always rolled back.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            conn.begin()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+        return
+    with engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        if dbapi.in_transaction:  # pragma: no cover - a fresh pooled connection never is
+            dbapi.rollback()
+        dbapi.execute("PRAGMA query_only=ON")
+        try:
+            # pysqlite opens transactions only before writes: begin the read one ourselves
+            dbapi.execute("BEGIN DEFERRED")
+            try:
+                yield conn
+            finally:
+                dbapi.rollback()
+        finally:
+            dbapi.execute("PRAGMA query_only=OFF")
+
+
+def read_frames(
+    engine: Engine, between: Callable[[str], None] | None = None
+) -> dict[str, pd.DataFrame]:
     """The four cohort tables as DataFrames with canonical columns, then extras.
 
-    Rows keep insertion order (primary key); extra columns keep first-seen order.
+    All tables are read inside one read-only snapshot (``snapshot``), column-wise (one
+    Core SELECT per table, rows transposed to columns; no ORM objects). Rows keep
+    insertion order (primary key); extra columns keep first-seen order. Provenance
+    columns (``source_file``/``source_row``) are not read: ``cohort_from_frames`` numbers
+    rows as in a CSV of the database. ``between(table)`` is called after each table is
+    read (used by the snapshot test).
     """
+    frames: dict[str, pd.DataFrame] = {}
+    with snapshot(engine) as conn:
+        for name in TABLES:
+            frames[name] = _read_table(conn, name)
+            if between is not None:
+                between(name)
+    return frames
+
+
+def _read_table(conn: Connection, name: str) -> pd.DataFrame:
     import pandas as pd
 
-    frames: dict[str, pd.DataFrame] = {}
-    with engine.connect() as conn:
-        for name in TABLES:
-            model = COHORT_MODELS[name]
-            cols = list(COLUMNS[name]) + (["value_text"] if name == "observations" else [])
-            table = model.__table__
-            result = conn.execute(
-                select(*[table.c[c] for c in cols], table.c.extra).order_by(table.c.id)
-            ).all()
-            data: dict[str, list[Any]] = {c: [r[i] for r in result] for i, c in enumerate(cols)}
-            extras_order: dict[str, None] = {}
-            extras = [r[-1] or {} for r in result]
-            for e in extras:
-                for k in e:
-                    extras_order.setdefault(k, None)
-            kinds = {**COLUMNS[name], "value_text": "str"}
-            frame = pd.DataFrame({c: _typed(data[c], kinds[c]) for c in cols})
-            if name == "observations":
-                frame = _merge_value_text(frame)
-            for k in extras_order:
-                frame[k] = pd.Series([e.get(k) for e in extras], dtype=object)
-                frame[k] = frame[k].infer_objects()
-            frames[name] = frame
-    return frames
+    table = COHORT_MODELS[name].__table__
+    cols = [c for c in COLUMNS[name] if c in table.c] + (
+        ["value_text"] if name == "observations" else []
+    )
+    # the JSON ``extra`` column is decoded only for rows that have one
+    stmt = select(*[table.c[c] for c in cols], table.c.extra.is_not(None)).order_by(table.c.id)
+    columns = _driver_columns(conn, stmt, len(cols) + 1)
+    kinds = {**COLUMNS[name], "value_text": "str"}
+    frame = pd.DataFrame({c: _typed(list(columns[i]), kinds[c]) for i, c in enumerate(cols)})
+    if name == "observations":
+        frame = _merge_value_text(frame)
+    if any(columns[-1]):
+        extras = [e or {} for e in conn.scalars(select(table.c.extra).order_by(table.c.id))]
+        order: dict[str, None] = {}
+        for e in extras:
+            for k in e:
+                order.setdefault(k, None)
+        for k in order:
+            frame[k] = pd.Series([e.get(k) for e in extras], dtype=object).infer_objects()
+    return frame
+
+
+def _driver_columns(conn: Connection, stmt: Any, n: int) -> list[tuple[Any, ...]]:
+    """The result of ``stmt`` (no parameters) as ``n`` column tuples, fetched by the
+    driver's own cursor on ``conn`` (same transaction): no SQLAlchemy Row per row, values
+    as the driver gives them (SQLite: ISO text dates, 0/1 booleans; ``_typed`` converts)."""
+    sql = str(stmt.compile(dialect=conn.dialect))
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(n)]
 
 
 def _merge_value_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Put words of categorical analytes back into ``value`` (as a CSV holds them)."""
-    text = frame["value"].map(lambda v: "" if v != v else repr(float(v)))
+    import pandas as pd
+
+    text = pd.Series(
+        ["" if v != v else repr(v) for v in frame["value"].tolist()],
+        index=frame.index,
+        dtype="string",
+    )
     words = frame.pop("value_text")
     frame["value"] = text.where(words.isna(), words).astype("string")
     return frame
@@ -215,7 +300,9 @@ def _typed(values: list[Any], kind: str):
     if kind == "str":
         return pd.Series(values, dtype="string")
     if kind == "float":
-        return pd.Series([math.nan if v is None else v for v in values], dtype="float64")
+        import numpy as np
+
+        return pd.Series(np.array(values, dtype="float64"))  # None -> NaN
     if kind == "Int64":
         return pd.Series(values, dtype="Int64")
     if kind == "bool":
@@ -223,11 +310,14 @@ def _typed(values: list[Any], kind: str):
     return pd.to_datetime(pd.Series(values, dtype=object))
 
 
-def read_cohort(engine: Engine, source: str | None = None) -> Cohort:
-    """The database's cohort, validated by ``cartrial.cohort.cohort_from_frames``."""
+def read_cohort(
+    engine: Engine, source: str | None = None, between: Callable[[str], None] | None = None
+) -> Cohort:
+    """The database's cohort (one read-only snapshot, see ``read_frames``), validated by
+    ``cartrial.cohort.cohort_from_frames``."""
     from cartrial.cohort import cohort_from_frames
 
-    frames = read_frames(engine)
+    frames = read_frames(engine, between)
     src = source or f"database {engine.url.render_as_string(hide_password=True)}"
     return cohort_from_frames(
         frames["patients"],
@@ -236,3 +326,35 @@ def read_cohort(engine: Engine, source: str | None = None) -> Cohort:
         frames["observations"],
         source=src,
     )
+
+
+def cohort_from_url(url: str) -> Cohort:
+    """The cohort stored in the database at ``url`` (``sqlite:///path`` or
+    ``postgresql+psycopg://user@host:5432/db``), read in one read-only snapshot.
+
+    The engine is made for this read only and disposed afterwards; no schema migration
+    is run (a database without the cohort tables is an error naming the URL).
+    """
+    from pathlib import Path
+
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from cartrial.store.database import DatabaseError, make_engine, resolve_url
+
+    parsed = make_url(resolve_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).expanduser().is_file():  # do not create an empty one
+            raise DatabaseError(f"{url}: no such SQLite database file")
+    engine = make_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        missing = [t for t in TABLES if not inspect(engine).has_table(t)]
+        if missing:
+            raise DatabaseError(
+                f"{shown}: no cartrial tables ({', '.join(missing)} missing); expected a "
+                "database created by `cartrial db upgrade` and filled by `cartrial db import`"
+            )
+        return read_cohort(engine, source=f"database {shown}")
+    finally:
+        engine.dispose()

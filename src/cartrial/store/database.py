@@ -11,14 +11,21 @@ upgrades automatically on start).
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE = "cartrial.sqlite"
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(RuntimeError):
+    """A database that cannot be opened or migrated, with what to do about it."""
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -38,7 +45,19 @@ def make_engine(db: str | None = None, **kwargs) -> Engine:
     SQLite: foreign keys on, WAL journal (readers do not block the writer), a busy
     timeout so concurrent writers wait instead of failing.
     """
-    url = make_url(resolve_url(db))
+    raw = resolve_url(db)
+    try:
+        url = make_url(raw)
+        backend = url.get_backend_name()
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseError(
+            f"cannot read the database URL {raw!r}: {exc}; expected a SQLite file path or a "
+            "URL such as postgresql+psycopg://user@127.0.0.1:5432/trial") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseError(f"unsupported database {backend!r} in {raw!r}: use a SQLite "
+                            "file or postgresql+psycopg://…")
+    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        private_file(Path(url.database))
     # the web app serves requests from a thread pool (40 threads): give it enough
     # connections that concurrent requests queue in the database, not in the pool
     if url.database not in (None, "", ":memory:"):
@@ -63,16 +82,82 @@ def make_engine(db: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), or tighten an existing
+    one: whoever can read the file can read every patient's data."""
+    path = path.expanduser()
+    if not path.parent.is_dir():
+        raise DatabaseError(f"the folder of the database file {path} does not exist")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077 and path.stat().st_uid == os.getuid():
+        os.chmod(path, 0o600)
+
+
+def _transactional_sqlite(engine: Engine) -> Engine:
+    """An engine on the same SQLite file whose transactions include DDL.
+
+    pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so each CREATE TABLE
+    commits on its own: a migration killed half-way left some tables and an empty
+    ``alembic_version``. Here the driver's own transaction handling is off and
+    SQLAlchemy emits ``BEGIN IMMEDIATE``, so the whole migration commits or nothing does
+    (the SQLAlchemy documentation's "serializable isolation / savepoints / transactional
+    DDL" recipe).
+    """
+    eng = create_engine(engine.url, connect_args={"timeout": 30})
+
+    @event.listens_for(eng, "connect")
+    def _connect(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(eng, "begin")
+    def _begin(conn) -> None:  # pragma: no cover - trivial
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return eng
+
+
+def _check_not_half_created(conn) -> None:
+    """A clear message for a database left half-created by an older, non-transactional
+    first start (tables present, no revision)."""
+    from alembic.runtime.migration import MigrationContext
+
+    if MigrationContext.configure(conn).get_current_revision() is not None:
+        return
+    tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
+    if tables:
+        raise DatabaseError(
+            f"the database has tables ({', '.join(sorted(tables))}) but no migration "
+            "revision: it was left half-created by an interrupted first start of an older "
+            "cartrial. If it holds no data, delete it (SQLite: remove the file) and start "
+            "again; otherwise restore it from the last backup.")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to ``revision`` on ``engine``'s database."""
+    """Apply the Alembic migrations up to ``revision`` on ``engine``'s database, all or
+    nothing (one transaction, DDL included, on SQLite and PostgreSQL)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    memory = engine.url.database in (None, "", ":memory:")
+    target = engine
+    if engine.dialect.name == "sqlite" and not memory:
+        target = _transactional_sqlite(engine)
+    try:
+        with target.begin() as conn:
+            _check_not_half_created(conn)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        if target is not engine:
+            target.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -88,3 +173,39 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     from cartrial.store.audit import AuditedSession
 
     return sessionmaker(engine, class_=AuditedSession, expire_on_commit=False)
+
+
+def secret_key(url: str) -> str:
+    """The key that signs session cookies, never stored in the database.
+
+    ``$CARTRIAL_SECRET_KEY`` if set; else the file ``$CARTRIAL_SECRET_FILE``; else, for a
+    SQLite database, ``<database file>.secret`` beside it; else
+    ``~/.config/cartrial/secret``. A missing file is created with a random key, mode 0600.
+    """
+    given = os.environ.get("CARTRIAL_SECRET_KEY")
+    if given:
+        return given
+    path_env = os.environ.get("CARTRIAL_SECRET_FILE")
+    u = make_url(url)
+    if path_env:
+        path = Path(path_env).expanduser()
+    elif u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        path = Path(f"{u.database}.secret")
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        path = base / "cartrial" / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise DatabaseError(f"the secret key file {path} is readable by others: chmod 600 it")
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise DatabaseError(f"the secret key file {path} holds fewer than 32 characters")
+    return value

@@ -26,13 +26,40 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
-ROLES = ("admin", "data_entry", "monitor", "statistician")
+ROLES = ("admin", "data_entry", "monitor", "statistician", "investigator")
 
 
 def utcnow() -> dt.datetime:
     """Timezone-aware current UTC time (audit timestamps are always UTC)."""
     return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC and always read back timezone-aware (UTC).
+
+    PostgreSQL keeps ``timestamptz``; SQLite has no time-zone type, so the value is
+    converted to UTC before it is written and marked UTC when it is read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: timestamps must carry a time zone")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -61,7 +88,9 @@ class User(Base, Versioned):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     site: Mapped[str | None] = mapped_column(ForeignKey("sites.code"))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: a generated (admin-reset) password must be changed at the next log-in
+    must_change_password: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __mapper_args__ = {"version_id_col": Versioned.version}
 
 
@@ -91,6 +120,10 @@ class Patient(Base, Versioned):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_file: Mapped[str | None] = mapped_column(Text)
     source_row: Mapped[int | None] = mapped_column(Integer)
+    #: electronic signature of the locked record (21 CFR Part 11 §11.50, §11.200)
+    signed_by: Mapped[str | None] = mapped_column(String(80))
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    signature_meaning: Mapped[str | None] = mapped_column(Text)
     # relationships order the unit of work (patient rows before their records) and
     # make deleting a patient delete (and audit) its records
     events: Mapped[list[Event]] = relationship(cascade="all, delete-orphan", order_by="Event.id")
@@ -184,7 +217,7 @@ class Assessment(Base, Versioned):
     icans_reasons: Mapped[list[Any] | None] = mapped_column(JSON)
     missing: Mapped[list[Any] | None] = mapped_column(JSON)
     entered_by: Mapped[str | None] = mapped_column(String(80))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __mapper_args__ = {"version_id_col": Versioned.version}
 
 
@@ -197,7 +230,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
     username: Mapped[str] = mapped_column(String(80), nullable=False)
     action: Mapped[str] = mapped_column(String(20), nullable=False)
     table_name: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -206,15 +239,64 @@ class AuditEntry(Base):
     old_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     new_values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_audit_patient", "patient_id"),)
+    #: hash chain (``cartrial.store.chain``): SHA-256 over the previous row's hash and
+    #: this row's content, so a changed, removed or inserted row is detectable
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (
+        Index("ix_audit_patient", "patient_id"),
+        Index("ix_audit_user_action", "username", "action"),
+    )
+
+
+class WebSession(Base):
+    """A server-side log-in session: the cookie carries a random token, the database its
+    SHA-256. Log-out deletes the row, so a copied cookie stops working; ``last_seen``
+    gives the idle time-out and ``created_at`` the absolute one."""
+
+    __tablename__ = "web_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
 class Setting(Base):
-    """Key/value settings of the installation (e.g. the session-signing secret)."""
+    """Key/value settings of the installation (e.g. the audit chain's head).
+
+    Never the session-signing secret: that lives outside the database."""
 
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class DataQuery(Base):
+    """A data query on one field of one record: raised by a monitor (``manual``) or by a
+    validation rule (``auto``, ``rule`` names it); answered by the site; closed by the
+    monitor. Open or answered queries block the patient's lock."""
+
+    __tablename__ = "data_queries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.patient_id", ondelete="CASCADE"), index=True
+    )
+    table_name: Mapped[str] = mapped_column(String(40), nullable=False)
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(10), nullable=False)
+    rule: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(10), nullable=False, default="open")
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    raised_by: Mapped[str] = mapped_column(String(80), nullable=False)
+    raised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(80))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    __mapper_args__ = {"version_id_col": version}
 
 
 #: cohort table name -> model
@@ -226,4 +308,4 @@ COHORT_MODELS: dict[str, type[Base]] = {
 }
 #: tables whose records the app may create/update/delete (audited)
 AUDITED_TABLES = ("sites", "users", "patients", "events", "adverse_events", "observations",
-                  "assessments")
+                  "assessments", "data_queries")

@@ -18,6 +18,32 @@ from typing import Any
 from cartrial.cohort import vocab
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: the one rule for site codes, the same for import, the command line and the web: letters,
+#: digits, blanks, '.', '_' and '-' (so "Centre A" is a valid code); a display name may
+#: be given beside it
+SITE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 _.\-]{0,38}[A-Za-z0-9_.\-])?$")
+#: user names: a safe alphabet (never rendered as markup, but kept plain anyway)
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{1,79}$")
+#: plausible CAR-T infusion dates: the first CAR-T infusions were given in the 2000s
+EARLIEST_INFUSION = dt.date(2000, 1, 1)
+#: at most this many characters in a categorical word (the longest known is ~25)
+MAX_WORD = 40
+
+
+def site_problem(code: object) -> str | None:
+    """None when ``code`` is a valid site code, else the message."""
+    if not isinstance(code, str) or not SITE_PATTERN.match(code):
+        return (f"site code {code!r}: 1-40 letters, digits, blanks, '.', '_' or '-', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def username_problem(name: object) -> str | None:
+    """None when ``name`` is a valid user name, else the message."""
+    if not isinstance(name, str) or not USERNAME_PATTERN.match(name):
+        return ("user name: 2-80 letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit")
+    return None
 #: identifying fields that must never be stored (study IDs only)
 IDENTIFYING = frozenset(
     {"name", "first_name", "last_name", "surname", "given_name", "full_name", "patient_name",
@@ -58,7 +84,7 @@ SPECS: dict[str, dict[str, Field]] = {
         "dose_level": Field("str"),
         "weight_kg": Field("float", lo=0.3, hi=400),
         "height_cm": Field("float", lo=20, hi=260),
-        "site": Field("id"),
+        "site": Field("site"),
         "enrolled": Field("bool"),
         "infused": Field("bool"),
         "infusion_date": Field("date"),
@@ -127,7 +153,10 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
         try:
             num = float(value)
         except (TypeError, ValueError):
-            return str(value).strip().lower()
+            word = str(value).strip().lower()
+            if len(word) > MAX_WORD:
+                raise ValueError(f"at most {MAX_WORD} characters") from None
+            return word
         if not math.isfinite(num) or num < 0:
             raise ValueError("expected a non-negative finite number")
         return num
@@ -139,13 +168,28 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
             raise ValueError(f"expected yes or no, got {value!r}")
         return word == "yes"
     if spec.kind == "date":
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected an ISO date YYYY-MM-DD, got {value!r}") from None
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        if not isinstance(value, dt.date):
+            try:
+                value = dt.date.fromisoformat(str(value).strip()[:40])
+            except ValueError:
+                raise ValueError(f"expected an ISO date YYYY-MM-DD, got {value!r}") from None
+        latest = dt.date.today() + dt.timedelta(days=1)
+        if not EARLIEST_INFUSION <= value <= latest:
+            raise ValueError(f"not a plausible date: expected {EARLIEST_INFUSION} to "
+                             f"{latest} (today)")
+        return value
+    if isinstance(value, list | dict):
+        raise ValueError("expected a single value")
     text = str(value).strip() if not isinstance(value, str) else value.strip()
+    if len(text) > max(spec.max_len, 200):
+        raise ValueError(f"at most {spec.max_len} characters")
+    if spec.kind == "site":
+        problem = site_problem(text)
+        if problem:
+            raise ValueError(problem)
+        return text
     if spec.kind == "id":
         if not ID_PATTERN.match(text):
             raise ValueError(
@@ -160,6 +204,8 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
         return found
     if len(text) > spec.max_len:
         raise ValueError(f"at most {spec.max_len} characters")
+    if any(ord(c) < 32 for c in text):
+        raise ValueError("control characters are not allowed")
     return text
 
 
@@ -217,7 +263,9 @@ def _check_unit(values: dict[str, Any], errors: dict[str, str], partial: bool) -
     if units is None:
         return
     if unit is None:
-        if not partial or "unit" in values:
+        if len(units) == 1 and (not partial or "unit" in values):
+            values["unit"] = next(iter(units))  # the unit is fixed by the analyte
+        elif not partial or "unit" in values:
             errors["unit"] = f"required for {analyte}; expected {', '.join(sorted(units))}"
         return
     canon = vocab.canonical(unit, {u: vocab.UNIT_ALIASES.get(u, ()) for u in units})
@@ -235,6 +283,32 @@ def _split_value(values: dict[str, Any], errors: dict[str, str]) -> None:
     values["value_text"] = None
     if isinstance(value, str):
         if values["analyte"] in CATEGORICAL_ANALYTES:
-            values["value_text"], values["value"] = value, None
+            word, problem = category_word(values["analyte"], value)
+            if problem:
+                errors["value"] = problem
+            values["value_text"], values["value"] = word, None
         else:
             errors["value"] = f"expected a non-negative number for {values['analyte']}, got {value!r}"
+
+
+def category_word(analyte: str, word: str) -> tuple[str | None, str | None]:
+    """The canonical word of a categorical analyte's value, or (None, message).
+
+    The same vocabularies as the cohort loader (``cartrial.cohort.categories`` for the
+    grading categories, yes/no for the others), so what is stored loads back.
+    """
+    from cartrial.cohort.categories import CATEGORIES, decode, describe, encode
+    from cartrial.cohort.tables import YES_NO_ANALYTES
+
+    if analyte in CATEGORIES:
+        try:
+            code = encode(analyte, word)
+        except KeyError:
+            return None, f"for {analyte}, expected one of: {describe(analyte)}"
+        return decode(analyte, code), None
+    if analyte in YES_NO_ANALYTES:
+        found = vocab.canonical(word, vocab.YES_NO)
+        if found is None:
+            return None, f"for {analyte}, expected yes or no"
+        return found, None
+    return word, None

@@ -12,16 +12,26 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cartrial.store.audit import audit_for_patient
-from cartrial.store.users import Principal, authenticate, create_user, principal
+from cartrial.store.users import LoginRefused, Principal, create_user, log_event, log_in, principal
 from cartrial.store.validation import SPECS
 from cartrial.web import service as svc
-from cartrial.web.app import api_user, check_csrf, csrf_token, get_db, session_user
+from cartrial.web.app import (
+    api_user,
+    check_csrf,
+    client_address,
+    csrf_token,
+    end_session,
+    get_db,
+    session_user,
+    start_session,
+)
 
 router = APIRouter(prefix="/api", tags=["api"])
 Table = Literal["events", "adverse_events", "observations"]
@@ -35,6 +45,8 @@ def get_user(request: Request, db: Annotated[Any, Depends(get_db)]) -> Principal
 
 Db = Annotated[Any, Depends(get_db)]
 User = Annotated[Principal, Depends(get_user)]
+#: record ids are 32-bit on both back ends: a larger id is simply not found (422), not a 500
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _TYPES: dict[str, Any] = {
     "float": float | None, "int": int | None, "bool": bool | str | None, "date": dt.date | None,
@@ -71,8 +83,8 @@ class Login(BaseModel):
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=80)
-    password: str = Field(min_length=8, max_length=200)
-    role: Literal["admin", "data_entry", "monitor", "statistician"]
+    password: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "data_entry", "monitor", "statistician", "investigator"]
     site: str | None = Field(default=None, max_length=40)
 
 
@@ -111,11 +123,13 @@ def _dump(model: BaseModel) -> tuple[dict[str, Any], str | None]:
 
 @router.post("/session", summary="Log in (sets the session cookie; returns the CSRF token)")
 def login(body: Login, request: Request, db: Db) -> dict[str, Any]:
-    user = authenticate(db, body.username, body.password)
+    try:
+        user = log_in(db, body.username, body.password, client_address(request))
+    except LoginRefused as exc:
+        raise HTTPException(429, str(exc)) from None
     if user is None:
         raise HTTPException(401, "wrong username or password")
-    request.session.clear()
-    request.session["uid"] = user.id
+    start_session(request, db, user)
     who = principal(user)
     return {"user": who.username, "role": who.role, "site": who.site,
             "csrf_token": csrf_token(request)}
@@ -129,10 +143,34 @@ def whoami(request: Request, who: User) -> dict[str, Any]:
 
 @router.delete("/session", summary="Log out")
 def logout(request: Request, db: Db) -> dict[str, str]:
-    if session_user(request, db) is not None:
+    who = session_user(request, db)
+    if who is not None:
         check_csrf(request, request.headers.get("x-csrf-token"))
-    request.session.clear()
+        log_event(db, "logout", who.username, client_address(request))
+    end_session(request, db)
     return {"detail": "logged out"}
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current: str = Field(min_length=1, max_length=200)
+    new: str = Field(min_length=1, max_length=200)
+
+
+@router.put("/session/password", summary="Change one's own password (current one re-entered)")
+def set_password(body: NewPassword, request: Request, db: Db, who: User) -> dict[str, str]:
+    from cartrial.store.models import User as UserRow
+    from cartrial.store.users import change_password, verify_password
+
+    user = db.get(UserRow, who.id)
+    if not verify_password(user.password_hash, body.current):
+        raise svc.Invalid("the current password is wrong", {"current": "wrong password"})
+    try:
+        change_password(db, user, body.new)
+    except ValueError as exc:
+        raise svc.Invalid(str(exc), {"new": str(exc)}) from None
+    db.commit()
+    return {"detail": "password changed"}
 
 
 def _json(data: Any, status: int) -> Response:
@@ -157,9 +195,38 @@ def add_user(body: NewUser, db: Db, who: User) -> dict[str, Any]:
 # -- patients ----------------------------------------------------------------------------------
 
 
-@router.get("/patients", summary="Patients the user may see")
-def patients(db: Db, who: User, site: str | None = None) -> list[dict[str, Any]]:
-    return [svc.as_dict(p) for p in svc.list_patients(db, who, site)]
+@router.get("/patients", summary="Patients the user may see (paginated, searchable)")
+def patients(
+    request: Request,
+    response: Response,
+    db: Db,
+    who: User,
+    site: str | None = None,
+    q: Annotated[str, Query(max_length=64, description="substring of study ID or site")] = "",
+    page: Annotated[int, Query(ge=1, le=10**7)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[dict[str, Any]]:
+    """One page of the patients the user may see (a data-entry user: their site only),
+    ordered by study ID. ``X-Total-Count`` gives how many matched; ``Link``
+    (rel="next"/"prev") the neighbouring pages."""
+    from sqlalchemy import select
+
+    from cartrial.store.models import Patient
+    from cartrial.web.pages import find_patients
+
+    found = find_patients(db, who, q, page, per_page, site)
+    ids = [r.patient_id for r in found.rows]
+    by_id = {p.patient_id: p for p in db.scalars(select(Patient).where(
+        Patient.patient_id.in_(ids)))} if ids else {}
+    response.headers["X-Total-Count"] = str(found.total)
+    links = []
+    for rel, to in (("prev", found.page - 1), ("next", found.page + 1)):
+        if 1 <= to <= found.pages and to != found.page:
+            url = request.url.include_query_params(page=to, per_page=found.per_page)
+            links.append(f'<{url}>; rel="{rel}"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    return [svc.as_dict(by_id[i]) for i in ids]
 
 
 @router.post("/patients", status_code=201, summary="Create a patient (study ID only)")
@@ -168,7 +235,6 @@ def create_patient(body: PatientIn, db: Db, who: User) -> dict[str, Any]:  # typ
     return svc.as_dict(svc.create_patient(db, who, data))
 
 
-@router.get("/patients/{patient_id}", summary="A patient with all records")
 def patient(patient_id: str, db: Db, who: User) -> dict[str, Any]:
     p = svc.get_patient(db, who, patient_id)
     out = svc.as_dict(p)
@@ -177,25 +243,24 @@ def patient(patient_id: str, db: Db, who: User) -> dict[str, Any]:
     return out
 
 
-@router.patch("/patients/{patient_id}", summary="Change a patient (needs version)")
 def patch_patient(patient_id: str, body: PatientPatch, db: Db, who: User) -> dict[str, Any]:  # type: ignore[valid-type]
     data, reason = _dump(body)
     version = data.pop("version", None)
     return svc.as_dict(svc.update_patient(db, who, patient_id, data, version, reason))
 
 
-@router.post("/patients/{patient_id}/lock", summary="Lock a patient's records (SDV done)")
+@router.post("/patients/{patient_id:path}/lock", summary="Lock a patient's records (SDV done)")
 def lock_patient(patient_id: str, db: Db, who: User) -> dict[str, Any]:
     return {"locked_records": svc.lock_patient(db, who, patient_id)}
 
 
-@router.post("/patients/{patient_id}/unlock", summary="Unlock (admin, reason required)")
+@router.post("/patients/{patient_id:path}/unlock", summary="Unlock (admin, reason required)")
 def unlock_patient(patient_id: str, body: dict[str, str], db: Db, who: User) -> dict[str, str]:
     svc.unlock_patient(db, who, patient_id, (body or {}).get("reason"))
     return {"detail": "unlocked"}
 
 
-@router.get("/patients/{patient_id}/audit", summary="The patient's audit trail (JSON or CSV)")
+@router.get("/patients/{patient_id:path}/audit", summary="The patient's audit trail (JSON or CSV)")
 def audit(
     patient_id: str, db: Db, who: User, format: Literal["json", "csv"] = Query("json")
 ) -> Response:
@@ -203,6 +268,8 @@ def audit(
         raise svc.Forbidden(f"role {who.role} may not export the audit trail")
     svc.get_patient(db, who, patient_id)
     rows = audit_for_patient(db, patient_id)
+    log_event(db, "export_audit", who.username, "api", f"patient {patient_id} ({format})")
+    db.commit()
     if format == "json":
         return _json(rows, 200)
     buf = io.StringIO()
@@ -214,7 +281,7 @@ def audit(
         w.writerow({**r, "old_values": json.dumps(r["old_values"]),
                     "new_values": json.dumps(r["new_values"])})
     return Response(buf.getvalue(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="audit_{patient_id}.csv"'})
+        "Content-Disposition": f'attachment; filename="audit_{_file_safe(patient_id)}.csv"'})
 
 
 # -- events, adverse events, observations ------------------------------------------------------
@@ -225,7 +292,7 @@ def _add_record_routes(table: str) -> None:
     body_in = RECORD_IN[table]
     body_patch = RECORD_PATCH[table]
 
-    @router.get(f"/patients/{{patient_id}}/{table}", summary=f"List {table}",
+    @router.get(f"/patients/{{patient_id:path}}/{table}", summary=f"List {table}",
                 name=f"list_{table}")
     def list_(patient_id: str, db: Db, who: User) -> list[dict[str, Any]]:
         return [svc.as_dict(r) for r in svc.list_records(db, who, table, patient_id)]
@@ -236,14 +303,14 @@ def _add_record_routes(table: str) -> None:
 
     # postponed annotations are resolved in module globals: give the per-table model itself
     create.__annotations__["body"] = body_in
-    router.post(f"/patients/{{patient_id}}/{table}", status_code=201, summary=f"Add {table}",
+    router.post(f"/patients/{{patient_id:path}}/{table}", status_code=201, summary=f"Add {table}",
                 name=f"create_{table}")(create)
 
     @router.get(f"/{table}/{{record_id}}", summary=f"One {table} record", name=f"get_{table}")
-    def get(record_id: int, db: Db, who: User) -> dict[str, Any]:
+    def get(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
         return svc.as_dict(svc.get_record(db, who, table, record_id))
 
-    def patch(record_id: int, body: Any, db: Db, who: User) -> dict[str, Any]:
+    def patch(record_id: RecordId, body: Any, db: Db, who: User) -> dict[str, Any]:
         data, reason = _dump(body)
         version = data.pop("version", None)
         return svc.as_dict(svc.update_record(db, who, table, record_id, data, version, reason))
@@ -254,13 +321,13 @@ def _add_record_routes(table: str) -> None:
 
     @router.delete(f"/{table}/{{record_id}}", summary=f"Delete a {table} record (audited)",
                    name=f"delete_{table}")
-    def delete(record_id: int, body: Reason, db: Db, who: User) -> dict[str, str]:
+    def delete(record_id: RecordId, body: Reason, db: Db, who: User) -> dict[str, str]:
         svc.delete_record(db, who, table, record_id, body.version, body.reason)
         return {"detail": "deleted"}
 
     @router.post(f"/{table}/{{record_id}}/lock", summary=f"Lock a {table} record",
                  name=f"lock_{table}")
-    def lock(record_id: int, db: Db, who: User) -> dict[str, Any]:
+    def lock(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
         return svc.as_dict(svc.lock_record(db, who, table, record_id))
 
 
@@ -271,15 +338,84 @@ for _t in svc.CHILD_MODELS:
 # -- bedside assessments ------------------------------------------------------------------------
 
 
-@router.get("/patients/{patient_id}/assessments", summary="Bedside assessments")
+@router.get("/patients/{patient_id:path}/assessments", summary="Bedside assessments")
 def assessments(patient_id: str, db: Db, who: User) -> list[dict[str, Any]]:
     return [svc.as_dict(r) for r in svc.list_records(db, who, "assessments", patient_id)]
 
 
-@router.post("/patients/{patient_id}/assessments", status_code=201,
+@router.post("/patients/{patient_id:path}/assessments", status_code=201,
              summary="Grade CRS and ICANS (ASTCT 2019, reference only) and save")
 def assess(patient_id: str, body: Assess, db: Db, who: User) -> dict[str, Any]:
     data, reason = _dump(body)
     out = svc.as_dict(svc.create_assessment(db, who, patient_id, data, reason))
     out["note"] = "decision support, reference only: check against the ASTCT 2019 criteria"
     return out
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64]
+
+
+
+
+# -- data queries and signatures ------------------------------------------------------------------
+
+
+class NewQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    table: Literal["patients", "events", "adverse_events", "observations", "assessments"]
+    record_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    field: str | None = Field(default=None, max_length=40)
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answer: str = Field(min_length=1, max_length=2000)
+
+
+class Signature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=200)
+
+
+def _query_dict(q: Any) -> dict[str, Any]:
+    return svc.as_dict(q)
+
+
+@router.get("/queries", summary="Data queries the user may see (status: pending, open, "
+            "answered, closed)")
+def queries(db: Db, who: User, status: Literal["pending", "open", "answered", "closed"] | None
+            = None) -> list[dict[str, Any]]:
+    return [_query_dict(q) for q in svc.list_queries(db, who, None, status)]
+
+
+@router.post("/queries/{query_id}/answer", summary="Answer a query (the site)")
+def answer_query(query_id: RecordId, body: Answer, db: Db, who: User) -> dict[str, Any]:
+    return _query_dict(svc.answer_query(db, who, query_id, body.answer))
+
+
+@router.post("/queries/{query_id}/close", summary="Close a query (monitor)")
+def close_query(query_id: RecordId, db: Db, who: User) -> dict[str, Any]:
+    return _query_dict(svc.close_query(db, who, query_id))
+
+
+@router.post("/patients/{patient_id:path}/queries", status_code=201,
+             summary="Raise a query on a field (monitor)")
+def raise_query(patient_id: str, body: NewQuery, db: Db, who: User) -> dict[str, Any]:
+    return _query_dict(svc.raise_query(db, who, patient_id, body.table, body.record_id,
+                                       body.field, body.text))
+
+
+@router.post("/patients/{patient_id:path}/sign",
+             summary="Sign a locked record (investigator; password re-entered; 21 CFR 11.200)")
+def sign_patient(patient_id: str, body: Signature, db: Db, who: User) -> dict[str, Any]:
+    p = svc.sign_patient(db, who, patient_id, body.password)
+    return {"patient_id": p.patient_id, "signed_by": p.signed_by,
+            "signed_at": svc.as_dict(p)["signed_at"], "meaning": p.signature_meaning}
+
+
+# last: the bare patient path would otherwise match ".../events" etc. (IDs may contain "/")
+router.get("/patients/{patient_id:path}", summary="A patient with all records")(patient)
+router.patch("/patients/{patient_id:path}", summary="Change a patient (needs version)")(
+    patch_patient)

@@ -20,10 +20,13 @@ from cartrial.store.audit import LockedRecordError, jsonable
 from cartrial.store.models import (
     AdverseEvent,
     Assessment,
+    DataQuery,
     Event,
     Observation,
     Patient,
     Site,
+    User,
+    utcnow,
 )
 from cartrial.store.users import Principal
 from cartrial.store.validation import validate
@@ -172,6 +175,10 @@ def _death_rules(
             if latest is not None and latest > day:
                 errors["day"] = f"{name} are recorded after this day (day {latest:g})"
                 break
+        latest = db.scalar(select(func.max(Assessment.day))
+                           .where(Assessment.patient_id == patient_id))
+        if "day" not in errors and latest is not None and latest > day:
+            errors["day"] = f"bedside assessments are recorded after this day (day {latest:g})"
     return errors
 
 
@@ -194,13 +201,11 @@ def create_record(
         errors = _death_rules(db, table, patient_id, values, None)
     if errors:
         raise Invalid(f"the {table.replace('_', ' ')} record was not saved", errors)
-    if patient.locked and not reason:
-        raise LockedError(
-            f"patient {patient_id} is locked (source data verified): give a reason",
-            {"reason": "required: the patient's records are locked"},
-        )
+    _refuse_locked(patient, f"patient {patient_id}")
     rec = model(patient_id=patient_id, **values)
     db.add(rec)
+    _flush(db, reason)
+    run_rules(db, patient_id, who.username)
     _commit(db, reason)
     return rec
 
@@ -215,7 +220,18 @@ def _record_to_change(
         raise NotFound(f"unknown table {table!r}")
     rec = get_record(db, who, table, record_id)
     _check_version(rec, version, table, record_id)
+    _refuse_locked(rec, f"{table} record {record_id}")
     return rec
+
+
+def _refuse_locked(rec: Any, what: str) -> None:
+    """Locked (source data verified) means unchangeable until an authorised unlock."""
+    if rec.locked:
+        raise LockedError(
+            f"{what} is locked (source data verified): it cannot be changed until an "
+            "administrator unlocks it, with a reason (audited)",
+            {"_form": "locked"},
+        )
 
 
 def update_record(
@@ -238,8 +254,13 @@ def update_record(
         errors = _death_rules(db, table, rec.patient_id, merged, rec.id)
     if errors:
         raise Invalid(f"the {table.replace('_', ' ')} record was not changed", errors)
+    if not (reason or "").strip():
+        raise Invalid("a reason for the change is required",
+                      {"reason": "required: why is the stored value changed?"})
     for key, value in values.items():
         setattr(rec, key, value)
+    _flush(db, reason)
+    run_rules(db, rec.patient_id, who.username)
     _commit(db, reason)
     return rec
 
@@ -249,7 +270,13 @@ def delete_record(
     reason: str | None = None,
 ) -> None:
     rec = _record_to_change(db, who, table, record_id, version)
+    if not (reason or "").strip():
+        raise Invalid("a reason for deleting is required",
+                      {"reason": "required: why is the record deleted?"})
+    pid = rec.patient_id
     db.delete(rec)
+    _flush(db, reason)
+    run_rules(db, pid, who.username)
     _commit(db, reason)
 
 
@@ -260,11 +287,16 @@ def update_patient(
     _need_write(who)
     patient = get_patient(db, who, patient_id)
     _check_version(patient, version, "patients", patient_id)
+    _refuse_locked(patient, f"patient {patient_id}")
     if "patient_id" in data and data["patient_id"] != patient_id:
         raise Invalid("the study ID cannot be changed", {"patient_id": "cannot be changed"})
     values, errors = validate("patients", data, partial=True)
     if "site" in values and who.role == "data_entry" and values["site"] != who.site:
         errors["site"] = f"you may enter patients of site {who.site} only"
+    elif values.get("site") is not None and db.get(Site, values["site"]) is None:
+        errors["site"] = f"unknown site {values['site']!r}"
+    if not (reason or "").strip():
+        errors["reason"] = "required: why is the stored value changed?"
     if errors:
         raise Invalid("the patient was not changed", errors)
     for key, value in values.items():
@@ -284,6 +316,23 @@ def _check_version(rec: Any, version: int | None, table: str, ident: Any) -> Non
         )
 
 
+def _flush(db: Session, reason: str | None) -> None:
+    """Flush with the reason already in place (the audit rows are written at flush)."""
+    if reason:
+        db.info["reason"] = reason.strip()[:2000]
+    try:
+        db.flush()
+    except LockedRecordError as exc:
+        db.info.pop("reason", None)
+        db.rollback()
+        raise LockedError(str(exc), {"_form": "locked"}) from None
+    except StaleDataError:
+        db.info.pop("reason", None)
+        db.rollback()
+        raise Conflict("the record was changed by someone else meanwhile: reload it and apply "
+                       "your change again") from None
+
+
 def _commit(db: Session, reason: str | None = None) -> None:
     """Commit with the reason in the audit trail; map lock/stale errors to clear ones."""
     if reason:
@@ -292,7 +341,7 @@ def _commit(db: Session, reason: str | None = None) -> None:
         db.commit()
     except LockedRecordError as exc:
         db.rollback()
-        raise LockedError(str(exc), {"reason": "required: the record is locked"}) from None
+        raise LockedError(str(exc), {"_form": "locked"}) from None
     except StaleDataError:
         db.rollback()
         raise Conflict("the record was changed by someone else meanwhile: reload it and apply "
@@ -309,6 +358,11 @@ def lock_patient(db: Session, who: Principal, patient_id: str) -> int:
     if not who.can_lock:
         raise Forbidden(f"role {who.role} may not lock records")
     patient = get_patient(db, who, patient_id)
+    pending = db.scalar(select(func.count()).select_from(DataQuery).where(
+        DataQuery.patient_id == patient_id, DataQuery.status != "closed"))
+    if pending:
+        raise Conflict(f"patient {patient_id} has {pending} open data quer"
+                       f"{'y' if pending == 1 else 'ies'}: close them before locking")
     n = 0
     for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
                 *patient.assessments]:
@@ -338,6 +392,8 @@ def unlock_patient(db: Session, who: Principal, patient_id: str, reason: str | N
     for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
                 *patient.assessments]:
         rec.locked = False
+    # a signature covers the record as it was signed: unlocking for a change unsigns it
+    patient.signed_by = patient.signed_at = patient.signature_meaning = None
     _commit(db, reason)
 
 
@@ -350,6 +406,12 @@ try:  # the grading layer's categorical codes are the contract for these words
     CONSCIOUSNESS = tuple(_codes.CONSCIOUSNESS)
     SEIZURE = tuple(_codes.SEIZURE)
     EDEMA = tuple(_codes.CEREBRAL_EDEMA)
+    # the form's inputs, ranges and help come from the one field registry (issue 11)
+    from cartrial.grading.fields import BEDSIDE_CRS, BEDSIDE_ICANS, form_fields
+    from cartrial.grading.fields import limits as _limits
+
+    BEDSIDE_CRS_FIELDS = form_fields(BEDSIDE_CRS)
+    BEDSIDE_ICANS_FIELDS = form_fields(BEDSIDE_ICANS)
 except ImportError:  # pragma: no cover - only while the grading layer is missing
     OXYGEN = ("none", "blow_by", "low_flow", "high_flow", "facemask", "nonrebreather",
               "venturi", "cpap", "bipap", "mechanical_ventilation")
@@ -357,6 +419,10 @@ except ImportError:  # pragma: no cover - only while the grading layer is missin
                      "unarousable")
     SEIZURE = ("none", "rapid_resolving", "nonconvulsive_resolving", "prolonged", "repetitive")
     EDEMA = ("none", "focal", "diffuse")
+    BEDSIDE_CRS_FIELDS = BEDSIDE_ICANS_FIELDS = []
+
+    def _limits(name: str) -> tuple[float, float, bool]:
+        raise ServiceError("the grading engines (cartrial.grading) are not installed")
 ICE_ITEMS = {"ice_orientation": 4, "ice_naming": 3, "ice_commands": 1, "ice_writing": 1,
              "ice_attention": 1}
 
@@ -409,25 +475,30 @@ def parse_assessment(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         return None
 
     day = num("day", -60, 36500)
-    obs["temperature_c"] = num("temperature_c", 25, 45)
+    obs["temperature_c"] = num("temperature_c", *_limits("temperature_c"))
     obs["hypotension"] = yes_no("hypotension")
-    obs["vasopressors"] = num("vasopressors", 0, 10, integer=True)
+    obs["vasopressors"] = num("vasopressors", *_limits("vasopressors"))
     obs["vasopressin"] = yes_no("vasopressin")
     obs["oxygen"] = choice("oxygen", OXYGEN)
-    obs["o2_flow_l_min"] = num("o2_flow_l_min", 0, 100)
+    obs["o2_flow_l_min"] = num("o2_flow_l_min", *_limits("o2_flow_l_min"))
     items = {k: num(k, 0, hi, integer=True) for k, hi in ICE_ITEMS.items()}
     given = [v for v in items.values() if v is not None]
     if given and len(given) < len(items):
         for k, v in items.items():
             if v is None and k not in errors:
                 errors[k] = "enter every ICE item, or none and the total score"
-    ice = sum(given) if len(given) == len(items) else num("ice_score", 0, 10, integer=True)
+    if len(given) == len(items):  # the ICE function (Lee 2019, Table 4), not a re-sum
+        from cartrial.grading.icans import ice_score_from_items
+
+        ice = ice_score_from_items(**{k.removeprefix("ice_"): int(v) for k, v in items.items()})
+    else:
+        ice = num("ice_score", *_limits("ice_score"))
     obs["ice_score"] = ice
     obs["consciousness"] = choice("consciousness", CONSCIOUSNESS)
     obs["seizure"] = choice("seizure", SEIZURE)
     obs["motor_weakness"] = yes_no("motor_weakness")
     obs["cerebral_edema"] = choice("cerebral_edema", EDEMA)
-    obs["age_years"] = num("age_years", 0, 120)
+    obs["age_years"] = num("age_years", *_limits("age_years"))
     if day is None and "day" not in errors:
         errors["day"] = "required (days since infusion)"
     known = {"day", "temperature_c", "hypotension", "vasopressors", "vasopressin", "oxygen",
@@ -482,10 +553,13 @@ def create_assessment(
         obs["age_years"] = patient.age_years
     if errors:
         raise Invalid("the assessment was not saved: see the fields marked", errors)
+    death = db.scalar(select(Event.day).where(Event.patient_id == patient_id,
+                                              Event.event == "death"))
+    if death is not None and obs["day"] is not None and obs["day"] > death:
+        raise Invalid("the assessment was not saved: see the fields marked",
+                      {"day": f"after the patient's death on day {death:g}"})
     grades = grade_assessment(obs)
-    if patient.locked and not reason:
-        raise LockedError(f"patient {patient_id} is locked: give a reason",
-                          {"reason": "required: the patient's records are locked"})
+    _refuse_locked(patient, f"patient {patient_id}")
     rec = Assessment(
         patient_id=patient_id,
         day=obs["day"],
@@ -494,5 +568,158 @@ def create_assessment(
         **grades,
     )
     db.add(rec)
+    _flush(db, reason)
+    run_rules(db, patient_id, who.username)
     _commit(db, reason)
     return rec
+
+
+# -- data queries -------------------------------------------------------------------------
+
+QUERY_TABLES = ("patients", "events", "adverse_events", "observations", "assessments")
+
+
+def run_rules(db: Session, patient_id: str, username: str) -> None:
+    """Re-evaluate the automatic queries of one patient (``cartrial.store.rules``), in the
+    caller's transaction: a rule that fires opens a query once; a rule that stopped
+    firing marks its open query answered ("resolved by correction")."""
+    from cartrial.store import rules
+
+    observations = db.scalars(select(Observation).where(Observation.patient_id == patient_id))
+    aes = db.scalars(select(AdverseEvent).where(AdverseEvent.patient_id == patient_id)).all()
+    assessments = db.scalars(select(Assessment).where(Assessment.patient_id == patient_id)).all()
+    firing: dict[tuple[str, int, str], tuple[str, str]] = {}
+    for o in observations:
+        for rule, fld, msg in rules.observation_rules(o):
+            firing[("observations", o.id, rule)] = (fld, msg)
+    for a in aes:
+        for rule, fld, msg in rules.adverse_event_rules(a, assessments):
+            firing[("adverse_events", a.id, rule)] = (fld, msg)
+    existing = {(q.table_name, q.record_id, q.rule): q for q in db.scalars(
+        select(DataQuery).where(DataQuery.patient_id == patient_id, DataQuery.kind == "auto",
+                                DataQuery.status != "closed"))}
+    now = utcnow()
+    for key, (fld, msg) in firing.items():
+        q = existing.get(key)
+        if q is None:
+            db.add(DataQuery(patient_id=patient_id, table_name=key[0], record_id=key[1],
+                             field=fld, kind="auto", rule=key[2], status="open", text=msg,
+                             raised_by="system", raised_at=now))
+        elif q.status == "answered" and q.answered_by == "system":
+            q.status, q.answer, q.answered_by, q.answered_at = "open", None, None, None
+    for key, q in existing.items():
+        if key not in firing and q.status == "open":
+            q.status, q.answered_by, q.answered_at = "answered", "system", now
+            q.answer = f"resolved by correction ({username}): the rule no longer fires"
+
+
+def list_queries(db: Session, who: Principal, patient_id: str | None = None,
+                 status: str | None = None) -> list[DataQuery]:
+    q = select(DataQuery).join(Patient, Patient.patient_id == DataQuery.patient_id)
+    if not who.all_sites:
+        q = q.where(Patient.site == who.site)
+    if patient_id is not None:
+        q = q.where(DataQuery.patient_id == patient_id)
+    if status == "pending":
+        q = q.where(DataQuery.status != "closed")
+    elif status:
+        q = q.where(DataQuery.status == status)
+    return list(db.scalars(q.order_by(Patient.site, DataQuery.patient_id, DataQuery.id)))
+
+
+def _query(db: Session, who: Principal, query_id: int) -> DataQuery:
+    q = db.get(DataQuery, query_id)
+    if q is None:
+        raise NotFound(f"query {query_id} not found")
+    get_patient(db, who, q.patient_id)  # site check
+    return q
+
+
+def raise_query(db: Session, who: Principal, patient_id: str, table: str,
+                record_id: int | None, field: str | None, text: str) -> DataQuery:
+    """A monitor's manual query on a field of a record (or on the patient)."""
+    if not who.can_query:
+        raise Forbidden(f"role {who.role} may not raise data queries")
+    get_patient(db, who, patient_id)
+    errors = {}
+    if table not in QUERY_TABLES:
+        errors["table"] = f"expected one of {', '.join(QUERY_TABLES)}"
+    elif table != "patients":
+        rec = db.get(_model(table), record_id) if record_id else None
+        if rec is None or rec.patient_id != patient_id:
+            errors["record_id"] = f"no {table} record {record_id} of patient {patient_id}"
+    text = (text or "").strip()
+    if not text:
+        errors["text"] = "required: what should the site check?"
+    if len(text) > 2000 or len(field or "") > 40:
+        errors["text"] = "at most 2000 characters"
+    if errors:
+        raise Invalid("the query was not raised", errors)
+    q = DataQuery(patient_id=patient_id, table_name=table,
+                  record_id=None if table == "patients" else record_id, field=field or None,
+                  kind="manual", status="open", text=text, raised_by=who.username,
+                  raised_at=utcnow())
+    db.add(q)
+    _commit(db)
+    return q
+
+
+def answer_query(db: Session, who: Principal, query_id: int, answer: str) -> DataQuery:
+    """The site's answer (after correcting the data, or explaining why it is right)."""
+    _need_write(who)
+    q = _query(db, who, query_id)
+    if q.status == "closed":
+        raise Conflict(f"query {query_id} is closed")
+    answer = (answer or "").strip()
+    if not answer:
+        raise Invalid("the answer is empty", {"answer": "required"})
+    q.status, q.answer = "answered", answer[:2000]
+    q.answered_by, q.answered_at = who.username, utcnow()
+    _commit(db)
+    return q
+
+
+def close_query(db: Session, who: Principal, query_id: int) -> DataQuery:
+    if not who.can_query:
+        raise Forbidden(f"role {who.role} may not close data queries")
+    q = _query(db, who, query_id)
+    if q.status == "closed":
+        raise Conflict(f"query {query_id} is already closed")
+    if q.status == "open" and q.kind == "auto":
+        raise Conflict(f"query {query_id} is waiting for the site's answer or correction")
+    q.status, q.closed_by, q.closed_at = "closed", who.username, utcnow()
+    _commit(db)
+    return q
+
+
+# -- electronic signature -------------------------------------------------------------------
+
+#: the meaning of the signature, shown beside the password field (21 CFR Part 11 §11.50(a)(3))
+SIGNATURE_MEANING = ("I have reviewed the data of this patient and confirm, as investigator, "
+                     "that they are complete and accurate (review and approval)")
+
+
+def sign_patient(db: Session, who: Principal, patient_id: str, password: str) -> Patient:
+    """Sign a locked, query-free record by re-entering the password (21 CFR Part 11 §11.200
+    (a)(1): two components, user name of the session and password). The signature shows
+    the signer, the time and the meaning (§11.50) and is removed by an unlock (§11.70:
+    linked to the record as signed)."""
+    from cartrial.store.users import log_event, verify_password
+
+    if not who.can_sign:
+        raise Forbidden(f"role {who.role} may not sign records")
+    patient = get_patient(db, who, patient_id)
+    if not patient.locked:
+        raise Conflict(f"patient {patient_id} must be locked (source data verified) first")
+    if patient.signed_by:
+        raise Conflict(f"patient {patient_id} is already signed by {patient.signed_by}")
+    user = db.get(User, who.id)
+    if not verify_password(user.password_hash, password or ""):
+        db.rollback()
+        log_event(db, "sign_failed", who.username, patient_id, "wrong password")
+        db.commit()
+        raise Forbidden("wrong password: the record was not signed")
+    patient.signed_by, patient.signed_at = who.username, utcnow()
+    patient.signature_meaning = SIGNATURE_MEANING
+    _commit(db, "electronic signature")
+    return patient

@@ -41,15 +41,18 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
     left, right = 110, 20
     rows = ["Events", *AE_ROWS, "Other AEs"]
     row_h = 30
-    height = 40 + row_h * len(rows)
 
     def x(day: float) -> float:
         return left + (day - lo) / (hi - lo) * (width - left - right)
 
+    placed = _label_levels(events, x)
+    extra = 12 * max((lvl for *_r, lvl in placed), default=0)
+    height = 40 + extra + row_h * len(rows)
+
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" '
         f'aria-label="Patient timeline" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">'
+        f'viewBox="0 0 {width} {height}"><g transform="translate(0 {extra})">'
     ]
     for i, label in enumerate(rows):
         y = 20 + i * row_h
@@ -66,17 +69,12 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
                  'stroke="#1e88e5" stroke-dasharray="4 3"/>')
     parts.append(f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="#1e88e5">'
                  'day 0 infusion</text>')
-    for e in sorted(events, key=lambda e: (e.day is None, e.day or 0)):
-        if e.day is None:
-            continue
-        colour, label = EVENT_STYLE.get(e.event, ("#455a64", e.event))
-        if e.event == "response" and e.response:
-            label = e.response
+    for e, label, colour, level in placed:
         cx = x(e.day)
         parts.append(
             f'<g class="event event-{escape(e.event)}"><title>{escape(label)} day {e.day:g}'
             f'</title><circle cx="{cx:.1f}" cy="31" r="6" fill="{colour}"/>'
-            f'<text x="{cx:.1f}" y="22" font-size="10" text-anchor="middle">'
+            f'<text x="{cx:.1f}" y="{22 - 12 * level}" font-size="10" text-anchor="middle">'
             f'{escape(label)}</text></g>'
         )
     for a in adverse_events:
@@ -88,18 +86,43 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
         x0, x1 = x(a.onset_day), max(x(end), x(a.onset_day) + 4)
         grade = a.grade if a.grade is not None else 0
         colour = GRADE_COLOURS[min(max(grade, 0), 5)]
-        label = f"{a.term} grade {a.grade if a.grade is not None else '?'}"
+        grade_text = "?" if a.grade is None else str(a.grade)
+        label = f"{a.term} grade {grade_text}"
         parts.append(
             f'<g class="ae"><title>{escape(label)}, day {a.onset_day:g}–'
             f'{"" if a.resolution_day is None else f"{a.resolution_day:g}"}</title>'
             f'<rect x="{x0:.1f}" y="{y}" width="{x1 - x0:.1f}" height="14" rx="3" '
             f'fill="{colour}" opacity="0.85"/>'
-            f'<text x="{x0 + 2:.1f}" y="{y + 11}" font-size="10">G{escape(str(a.grade))}</text></g>'
+            f'<text x="{x0 + 2:.1f}" y="{y + 11}" font-size="10">'
+            f'{escape(a.term)} G{escape(grade_text)}</text></g>'
         )
     parts.append(f'<text x="{width - right}" y="{axis_y + 28}" font-size="10" '
                  'text-anchor="end">days since CAR-T infusion</text>')
-    parts.append("</svg>")
+    parts.append("</g></svg>")
     return "".join(parts)
+
+
+#: approximate width of one character of the 10 px labels, for the overlap check
+CHAR_PX = 6.2
+
+
+def _label_levels(events: Sequence[Any], x) -> list[tuple[Any, str, str, int]]:
+    """Events in day order with label, colour and the lowest label level (0 = just above
+    the marker, 1 = a line higher …) where the label does not overlap another."""
+    out = []
+    ends: list[float] = []  # right edge of the last label on each level
+    for e in sorted((e for e in events if e.day is not None), key=lambda e: e.day):
+        colour, label = EVENT_STYLE.get(e.event, ("#455a64", e.event))
+        if e.event == "response" and e.response:
+            label = e.response
+        half = len(label) * CHAR_PX / 2 + 3
+        cx = x(e.day)
+        level = next((i for i, end in enumerate(ends) if cx - half >= end), len(ends))
+        if level == len(ends):
+            ends.append(0.0)
+        ends[level] = cx + half
+        out.append((e, label, colour, level))
+    return out
 
 
 def _ticks(lo: float, hi: float, n: int = 8) -> list[float]:
