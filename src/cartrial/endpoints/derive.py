@@ -231,10 +231,14 @@ class _Context:
         self.options = options
         self.ids = pd.Index(cohort.patients["patient_id"].astype(str), name="patient_id")
         self.n = len(self.ids)
-        files = set()
+        files: set[str] = set()
         for df in (cohort.patients, cohort.events, cohort.adverse_events, cohort.observations):
             if len(df):
-                files.update(pd.unique(df["source_file"].astype(str)))
+                col = df["source_file"].to_numpy(dtype=object)
+                if (col == col[0]).all():  # one file per table: no hashing of every row
+                    files.add(str(col[0]))
+                else:
+                    files.update(map(str, pd.unique(col)))
         self.files = sorted(files)
         self._file_index = pd.Index(self.files)
         ev = cohort.events
@@ -256,9 +260,8 @@ class _Context:
 
     def pos_of(self, df: pd.DataFrame) -> np.ndarray:
         """Each row's patient position (one hash pass per table)."""
-        return pd.Categorical(df["patient_id"].astype(str), categories=self.ids).codes.astype(
-            np.int64
-        )
+        # a hash lookup in the (unique) patient index: ~3x faster than a Categorical
+        return self.ids.get_indexer(df["patient_id"]).astype(np.int64)
 
     def file_of(self, df: pd.DataFrame) -> np.ndarray:
         return self._file_index.get_indexer(df["source_file"].astype(str)).astype(np.int64)
@@ -440,13 +443,15 @@ def last_known_alive(cohort: Cohort, _ctx: _Context | None = None) -> pd.DataFra
             continue
         pos = ctx.pos_of(df)[ok]
         dd = d[ok]
-        # latest day per patient (a hash group-by, no sort), then the last row of the
-        # file among the rows on that day
-        top = pd.Series(dd).groupby(pos, sort=False).max()
-        at_top = dd == top.reindex(pos).to_numpy()
-        rows_at_top = pd.Series(ok[at_top]).groupby(pos[at_top], sort=False).max()
-        wpos = rows_at_top.index.to_numpy(dtype=np.int64)
-        win = rows_at_top.to_numpy(dtype=np.int64)
+        # latest day per patient, then the last row of the file among the rows on that
+        # day: unbuffered ufunc reductions over the integer positions (no sort, no hash)
+        top = np.full(n, -np.inf)
+        np.maximum.at(top, pos, dd)
+        at_top = dd == top[pos]
+        last_row = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(last_row, pos[at_top], ok[at_top])
+        wpos = np.flatnonzero(last_row >= 0)
+        win = last_row[wpos]
         wday = d[win]
         better = wday >= day[wpos]  # a later table wins ties, as rows later in the file
         wpos, win, wday = wpos[better], win[better], wday[better]

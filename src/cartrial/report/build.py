@@ -701,6 +701,7 @@ def build_report(cohort: Cohort, settings: ReportSettings | None = None,
     report.tables += k_tables
     report.figures += [("kinetics", f) for f in k_figs]
     report.notes += k_notes
+    design_methods = _design_part(report, cohort, settings, saf_text, say)
     _drop_identifiers(report, cohort)
     for _, drawn in report.figures:  # every figure states its population and denominator
         if not drawn.caption.startswith(("Population", "Populations")):
@@ -712,6 +713,8 @@ def build_report(cohort: Cohort, settings: ReportSettings | None = None,
             F.mark_synthetic(drawn)
 
     report.methods = methods_text(settings, cohort.layout, ae_notes, cohort)
+    if design_methods:
+        report.methods.append(design_methods)
     report.definitions = endpoint_definitions(settings)
     report.provenance = {
         "source": cohort.source,
@@ -724,6 +727,29 @@ def build_report(cohort: Cohort, settings: ReportSettings | None = None,
         "cohort_notes": list(cohort.notes),
     }
     return report
+
+
+def _design_part(report: Report, cohort: Cohort, settings: ReportSettings, saf_text: str,
+                 say: Progress) -> str:
+    """The "Trial design and safety monitoring" section when ``design`` is set; returns
+    its methods paragraph ("" when off or when it could not be built)."""
+    if not settings.design:
+        return ""
+    from cartrial.report.design_section import design_section
+
+    say("trial design section: decision table, simulated operating characteristics")
+    try:
+        tables, figs, notes, methods = design_section(cohort, settings.design, saf_text)
+    except Exception as exc:  # a failing optional section must not sink the whole report
+        why = f"The trial design section could not be built: {type(exc).__name__}: {exc}"
+        report.section_notes.append(("design", why))
+        report.notes.append(why)
+        say(f"warning: trial design section skipped ({exc})")
+        return ""
+    report.tables += tables
+    report.figures += [("design", f) for f in figs]
+    report.section_notes += [("design", n) for n in notes]
+    return methods
 
 
 def _drop_identifiers(report: Report, cohort: Cohort) -> None:

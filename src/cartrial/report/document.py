@@ -28,6 +28,7 @@ SECTIONS = (
     ("subgroups", "Subgroup comparisons"),
     ("postinfusion", "Comparisons by an event after infusion"),
     ("safety", "Adverse events"),
+    ("design", "Trial design and safety monitoring"),
     ("course", "Individual courses"),
     ("kinetics", "CAR-T kinetics and immune reconstitution"),
 )

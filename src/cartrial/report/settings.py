@@ -81,6 +81,9 @@ class ReportSettings:
         dated (``cartrial.endpoints.EndpointOptions``; leukaemia default CR/CRh/CRi, day 0).
     endpoint_definitions: user-defined endpoints, name → definition, as in
         ``cartrial.endpoints.definitions`` (e.g. GRFS); name them in ``endpoints``.
+    design: the dose-escalation design for the optional "Trial design and safety
+        monitoring" section (empty = no section); keys in ``DESIGN_DEFAULTS``, checked by
+        :func:`design_settings`; built by ``cartrial.report.design_section``.
     """
 
     title: str = "CAR-T cell therapy trial report"
@@ -114,9 +117,12 @@ class ReportSettings:
     efs_failure_day: float = 0.0
     endpoint_definitions: dict[str, Any] = field(default_factory=dict)
     figure_formats: tuple[str, ...] = ("png",)
+    design: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # normalised (types, defaults filled) so settings.yaml shows the effective design
+        object.__setattr__(self, "design", design_settings(self.design))
         _check(self)
 
     # ------------------------------------------------------------------ conversions
@@ -156,6 +162,10 @@ class ReportSettings:
                 continue
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
+        if self.design:  # plain lists, so yaml.safe_dump writes them
+            out["design"] = {k: [list(x) for x in v] if k == "scenarios" else
+                             (list(v) if isinstance(v, tuple) else v)
+                             for k, v in self.design.items()}
         return out
 
     def to_yaml(self) -> str:
@@ -223,6 +233,125 @@ def _check(s: ReportSettings) -> None:
                   "responses among " + ", ".join(RESPONSE_RANK))
 
 
+DESIGN_METHODS = ("BOIN", "CRM", "3+3")
+#: keys of the ``design`` setting and their defaults (doses and scenarios are required)
+DESIGN_DEFAULTS: dict[str, Any] = {
+    "method": "BOIN",  # BOIN | CRM | 3+3
+    "target": 0.30,  # target DLT rate (BOIN, CRM; defines the true MTD for 3+3)
+    "cohort_size": 3,  # BOIN, CRM (3+3 always treats cohorts of 3)
+    "n_cohorts": 10,  # BOIN, CRM: maximum number of cohorts
+    "doses": None,  # cells/kg, lowest first; matched to patients.dose_level
+    "scenarios": None,  # true DLT rates per dose, one list per scenario
+    "trials": 2000,  # simulated trials per scenario
+    "seed": 1,  # random seed of the simulation (the same for every scenario)
+    "skeleton": None,  # CRM prior DLT rates per dose (None: Lee & Cheung 2009 skeleton)
+    "dsmb_threshold": 0.30,  # DSMB boundary: unacceptable toxicity rate
+    "dsmb_cutoff": 0.90,  # DSMB boundary: posterior probability that signals a stop
+}
+MAX_TRIALS = 100_000
+
+
+def design_settings(value: Any) -> dict[str, Any]:
+    """The ``design`` setting checked and completed with ``DESIGN_DEFAULTS`` ({} = off).
+
+    Raises SettingsError naming the key (``design.target`` …), the value and what is
+    expected.
+    """
+    if value is None or (isinstance(value, dict) and not value):
+        return {}
+
+    def bad(key: str, found: Any, expected: str) -> SettingsError:
+        return SettingsError(f"setting 'design.{key}': found {found!r}; expected {expected}")
+
+    if not isinstance(value, dict):
+        raise SettingsError(f"setting 'design': found {value!r}; expected a mapping "
+                            "(method, target, doses, scenarios, ...)")
+    unknown = sorted(set(map(str, value)) - set(DESIGN_DEFAULTS))
+    if unknown:
+        raise SettingsError(f"setting 'design': unknown key(s) {', '.join(unknown)}; "
+                            f"expected some of {', '.join(DESIGN_DEFAULTS)}")
+    d = {**DESIGN_DEFAULTS, **{str(k): v for k, v in value.items()}}
+
+    def number(key: str, x: Any, where: str | None = None) -> float:
+        if isinstance(x, bool):
+            raise bad(where or key, x, "a number")
+        try:
+            return float(x)
+        except (TypeError, ValueError):
+            raise bad(where or key, x, "a number") from None
+
+    def integer(key: str, lo: int, hi: int | None = None) -> int:
+        x = d[key]
+        if isinstance(x, bool) or not isinstance(x, int) or x < lo or (hi and x > hi):
+            raise bad(key, x, f"a whole number >= {lo}" + (f" and <= {hi}" if hi else ""))
+        return int(x)
+
+    method = str(d["method"]).strip().upper().replace(" ", "")
+    method = {"3PLUS3": "3+3", "THREEPLUSTHREE": "3+3"}.get(method, method)
+    if method not in DESIGN_METHODS:
+        raise bad("method", d["method"], "one of " + ", ".join(DESIGN_METHODS))
+    target = number("target", d["target"])
+    if not 0 < target < 1:
+        raise bad("target", d["target"], "a DLT rate between 0 and 1, e.g. 0.30")
+    doses_in = d["doses"]
+    if not isinstance(doses_in, list | tuple) or len(doses_in) < 2:
+        raise bad("doses", doses_in, "a list of at least 2 doses in cells/kg, lowest first")
+    doses = []
+    for x in doses_in:
+        try:
+            v = float(x)  # YAML reads 5e5 (no dot) as text
+        except (TypeError, ValueError):
+            from cartrial.design.dlt import parse_dose
+
+            v = parse_dose(x) if isinstance(x, str) else None
+            if v is None:
+                raise bad("doses", x, "a dose in cells/kg such as 5e5 or 1e6") from None
+        doses.append(v)
+    if any(v <= 0 for v in doses) or any(b <= a for a, b in zip(doses, doses[1:], strict=False)):
+        raise bad("doses", list(doses_in), "positive doses in cells/kg, lowest first")
+    scen_in = d["scenarios"]
+    if not isinstance(scen_in, list | tuple) or not scen_in:
+        raise bad("scenarios", scen_in, "a list of scenarios, each a list of true DLT "
+                  f"rates for the {len(doses)} doses")
+    scenarios = []
+    for i, sc in enumerate(scen_in, 1):
+        key = f"scenarios[{i}]"
+        if not isinstance(sc, list | tuple) or len(sc) != len(doses):
+            raise bad(key, sc, f"{len(doses)} true DLT rates, one per dose")
+        rates = tuple(number(key, x, key) for x in sc)
+        if any(not 0 <= r <= 1 for r in rates):
+            raise bad(key, list(sc), "true DLT rates between 0 and 1")
+        scenarios.append(rates)
+    skeleton = d["skeleton"]
+    if skeleton is not None:
+        if not isinstance(skeleton, list | tuple) or len(skeleton) != len(doses):
+            raise bad("skeleton", skeleton, f"{len(doses)} prior DLT rates, one per dose")
+        skeleton = tuple(number("skeleton", x) for x in skeleton)
+        if any(not 0 < r < 1 for r in skeleton) or any(
+                b <= a for a, b in zip(skeleton, skeleton[1:], strict=False)):
+            raise bad("skeleton", list(skeleton), "increasing prior DLT rates in (0, 1)")
+    dsmb = {}
+    for key in ("dsmb_threshold", "dsmb_cutoff"):
+        dsmb[key] = number(key, d[key])
+        if not 0 < dsmb[key] < 1:
+            raise bad(key, d[key], "a probability between 0 and 1")
+    seed = d["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise bad("seed", seed, "a whole number >= 0")
+    return {
+        "method": method,
+        "target": target,
+        "cohort_size": integer("cohort_size", 1, 12),
+        "n_cohorts": integer("n_cohorts", 1, 100),
+        "doses": tuple(doses),
+        "scenarios": tuple(scenarios),
+        "trials": integer("trials", 1, MAX_TRIALS),
+        "seed": int(seed),
+        "skeleton": skeleton,
+        **dsmb,
+    }
+
+
 def settings_from_mapping(data: dict[str, Any], where: str = "settings") -> ReportSettings:
     """Build settings from a mapping (YAML/TOML content); unknown keys are errors."""
     if not isinstance(data, dict):
@@ -272,6 +401,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("a number")
         return float(value)
+    if key == "design":
+        return {} if value is None else value  # checked by design_settings
     if key == "endpoint_definitions":
         if value is None:
             return {}

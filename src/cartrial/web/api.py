@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from cartrial.grading.fields import BEDSIDE_FORM, pydantic_model
 from cartrial.store.audit import audit_for_patient
 from cartrial.store.users import LoginRefused, Principal, create_user, log_event, log_in, principal
 from cartrial.store.validation import SPECS
@@ -88,21 +89,13 @@ class NewUser(BaseModel):
     site: str | None = Field(default=None, max_length=40)
 
 
-class Assess(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: the bedside inputs, generated from the grading field registry (one declaration of each
+#: field's type, range and help: cartrial.grading.fields), shared by the form and the API
+_BedsideInputs = pydantic_model("BedsideInputs", BEDSIDE_FORM)
+
+
+class Assess(_BedsideInputs):
     day: float
-    temperature_c: float | None = None
-    hypotension: bool | None = None
-    vasopressors: int | None = None
-    vasopressin: bool | None = None
-    oxygen: str | None = None
-    o2_flow_l_min: float | None = None
-    ice_score: int | None = None
-    consciousness: str | None = None
-    seizure: str | None = None
-    motor_weakness: bool | None = None
-    cerebral_edema: str | None = None
-    age_years: float | None = None
     reason: str | None = None
 
 
@@ -266,7 +259,7 @@ def audit(
 ) -> Response:
     if not who.can_audit:
         raise svc.Forbidden(f"role {who.role} may not export the audit trail")
-    svc.get_patient(db, who, patient_id)
+    svc.patient_for_audit(db, who, patient_id)  # a deleted patient's trail stays readable
     rows = audit_for_patient(db, patient_id)
     log_event(db, "export_audit", who.username, "api", f"patient {patient_id} ({format})")
     db.commit()
@@ -350,6 +343,43 @@ def assess(patient_id: str, body: Assess, db: Db, who: User) -> dict[str, Any]:
     out = svc.as_dict(svc.create_assessment(db, who, patient_id, data, reason))
     out["note"] = "decision support, reference only: check against the ASTCT 2019 criteria"
     return out
+
+
+class AssessPatch(_BedsideInputs):
+    """Changed bedside inputs (null = now missing), the version last read and a reason."""
+
+    version: int
+    reason: str | None = None
+    day: float | None = None
+
+
+@router.get("/assessments/{record_id}", summary="One bedside assessment")
+def get_assessment(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
+    return svc.as_dict(svc.get_record(db, who, "assessments", record_id))
+
+
+@router.patch("/assessments/{record_id}",
+              summary="Change a bedside assessment (needs version and reason; graded again)")
+def patch_assessment(record_id: RecordId, body: AssessPatch, db: Db, who: User) -> dict[str, Any]:
+    data, reason = _dump(body)
+    version = data.pop("version", None)
+    rec = svc.update_assessment(db, who, record_id, data, version, reason)
+    out = svc.as_dict(rec)
+    out["note"] = "decision support, reference only: check against the ASTCT 2019 criteria"
+    return out
+
+
+@router.delete("/assessments/{record_id}", summary="Delete a bedside assessment (audited)")
+def delete_assessment(record_id: RecordId, body: Reason, db: Db, who: User) -> dict[str, str]:
+    svc.delete_record(db, who, "assessments", record_id, body.version, body.reason)
+    return {"detail": "deleted"}
+
+
+@router.delete("/patients/{patient_id:path}",
+               summary="Delete a patient and all their records (needs version and reason)")
+def delete_patient(patient_id: str, body: Reason, db: Db, who: User) -> dict[str, Any]:
+    counts = svc.delete_patient(db, who, patient_id, body.version, body.reason)
+    return {"detail": "deleted", "deleted": counts}
 
 
 def _file_safe(name: str) -> str:

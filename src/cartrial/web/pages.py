@@ -512,16 +512,29 @@ def _history(db: Any, table: str, record_id: int) -> dict[str, list[dict[str, An
         .order_by(AuditEntry.id))
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
+        old_values, new_values = _expand_inputs(r.old_values), _expand_inputs(r.new_values)
         if r.action == "create":
-            for k, v in (r.new_values or {}).items():
+            for k, v in new_values.items():
                 if v is not None:
                     out.setdefault(k, []).append({"at": _when(r.at), "user": r.username,
                                                   "old": None, "new": v, "reason": r.reason})
         elif r.action == "update":
-            for k, v in (r.new_values or {}).items():
-                out.setdefault(k, []).append({"at": _when(r.at), "user": r.username,
-                                              "old": (r.old_values or {}).get(k), "new": v,
-                                              "reason": r.reason})
+            for k in dict.fromkeys([*new_values, *old_values]):
+                v, was = new_values.get(k), old_values.get(k)
+                if v != was or k in (r.new_values or {}):
+                    out.setdefault(k, []).append({"at": _when(r.at), "user": r.username,
+                                                  "old": was, "new": v, "reason": r.reason})
+    return out
+
+
+def _expand_inputs(values: dict[str, Any] | None) -> dict[str, Any]:
+    """Audit values with a bedside assessment's ``inputs`` (one JSON column) spread into
+    its fields, so each input has its own history."""
+    out = dict(values or {})
+    inputs = out.pop("inputs", None)
+    if isinstance(inputs, dict):
+        for k, v in inputs.items():  # yes/no as the form shows them
+            out.setdefault(k, ("yes" if v else "no") if isinstance(v, bool) else v)
     return out
 
 
@@ -551,18 +564,65 @@ def _edit_page(request, db, who, table, rec, errors=None, form=None, status=200)
     return templates.TemplateResponse(request, "record_edit.html", ctx, status_code=status)
 
 
+def _assessment_fields() -> list[forms.FormField]:
+    """The bedside form's inputs (one field registry, ``cartrial.grading.fields``) as
+    edit-page fields."""
+    out = [forms.FormField("day", "day", "number", step="any", hint=forms.HELP["day"])]
+    regs = [*svc.BEDSIDE_CRS_FIELDS, "ice_score", *svc.BEDSIDE_ICANS_FIELDS, "age_years"]
+    for f in regs:
+        if isinstance(f, str):
+            lo, hi, whole = svc._limits(f)
+            out.append(forms.FormField(f, f.replace("_", " "), "number",
+                                       step="1" if whole else "any", min=lo,
+                                       max=None if hi == float("inf") else hi))
+        elif f.input == "select":
+            out.append(forms.FormField(f.name, f.label, "select", tuple(f.choices)))
+        elif f.input == "yesno":
+            out.append(forms.FormField(f.name, f.label, "select", ("no", "yes")))
+        else:
+            label = f"{f.label} ({f.unit})" if f.unit else f.label
+            out.append(forms.FormField(f.name, label, "number", step=f.step, min=f.lo,
+                                       max=f.hi, hint=f.help or None))
+    return out
+
+
+def _assessment_edit(request, db, who, rec, errors=None, form=None, status=200) -> Response:
+    fields = _assessment_fields()
+    values = {k: f"{v:g}" if isinstance(v, float) else v
+              for k, v in svc.assessment_form(rec).items()}
+    ctx = page_context(request, who, table="assessments", rec=rec, fields=fields,
+                       form=form if form is not None else values, errors=errors or {},
+                       history=_history(db, "assessments", rec.id))
+    return templates.TemplateResponse(request, "record_edit.html", ctx, status_code=status)
+
+
 @router.get("/records/{table}/{record_id}/edit", response_class=HTMLResponse)
 def edit_record_page(table: str, record_id: int, request: Request, db: Db) -> Response:
     who = _user(request, db)
     if who is None:
         return login_redirect()
     try:
-        if table not in RECORD_FORMS:
+        if table not in RECORD_FORMS and table != "assessments":
             raise svc.NotFound(f"unknown table {table!r}")
+        if not 0 < record_id < 2**31:
+            raise svc.NotFound(f"{table} record {record_id} not found")
         rec = svc.get_record(db, who, table, record_id)
     except svc.ServiceError as exc:
         return _error(request, who, exc)
+    if table == "assessments":
+        return _assessment_edit(request, db, who, rec)
     return _edit_page(request, db, who, table, rec)
+
+
+def _changed(stored: dict[str, Any], form: dict[str, str], names: Any) -> dict[str, Any]:
+    """The submitted fields whose text differs from the stored value (blank -> None)."""
+    def text(v: Any) -> str:
+        if v is None:
+            return ""
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return {k: (form[k] if form[k] != "" else None) for k in names
+            if k in form and text(stored.get(k)) != form[k].strip()}
 
 
 @router.post("/records/{table}/{record_id}/edit", response_class=HTMLResponse)
@@ -575,14 +635,20 @@ async def edit_record(table: str, record_id: int, request: Request, db: Db) -> R
     check_csrf(request, form.get("csrf_token"))
     action = form.get("action", "save")
     try:
-        if table not in RECORD_FORMS:
+        if table not in RECORD_FORMS and table != "assessments":
             raise svc.NotFound(f"unknown table {table!r}")
+        if not 0 < record_id < 2**31:
+            raise svc.NotFound(f"{table} record {record_id} not found")
         rec = svc.get_record(db, who, table, record_id)
         pid = rec.patient_id
         version = int(form["version"]) if form.get("version", "").isdigit() else None
         reason = form.get("reason") or None
         if action == "delete":
             svc.delete_record(db, who, table, record_id, version, reason)
+        elif table == "assessments":
+            names = [f.name for f in _assessment_fields()] + list(svc.ICE_ITEMS)
+            changed = _changed(svc.assessment_form(rec), form, names)
+            svc.update_assessment(db, who, record_id, changed, version, reason)
         else:
             data = _clean(form, RECORD_FORMS[table])
             changed = {k: (v if v != "" else None) for k, v in data.items()
@@ -595,6 +661,9 @@ async def edit_record(table: str, record_id: int, request: Request, db: Db) -> R
         rec = db.get(type(rec), record_id)
         if rec is None:
             return _error(request, who, exc)
+        if table == "assessments":
+            return _assessment_edit(request, db, who, rec, {"_form": exc.message, **exc.errors},
+                                    form, exc.status)
         return _edit_page(request, db, who, table, rec, {"_form": exc.message, **exc.errors},
                           form, exc.status)
     return RedirectResponse(f"/patients/{quote(pid, safe='/')}", status_code=303)
@@ -653,6 +722,52 @@ async def edit_patient(patient_id: str, request: Request, db: Db) -> Response:
     return RedirectResponse(f"/patients/{quote(patient_id, safe='/')}", status_code=303)
 
 
+def _patient_delete(request, db, who, p, errors=None, form=None, status=200) -> Response:
+    counts = {t.replace("_", " "): len(getattr(p, t)) for t in
+              ("events", "adverse_events", "observations", "assessments")}
+    ctx = page_context(request, who, patient=p, counts=counts, errors=errors or {},
+                       form=form or {})
+    return templates.TemplateResponse(request, "patient_delete.html", ctx, status_code=status)
+
+
+@router.get("/patients/{patient_id:path}/delete", response_class=HTMLResponse)
+def delete_patient_page(patient_id: str, request: Request, db: Db) -> Response:
+    """Confirm the deletion of a patient and all their records (reason required)."""
+    who = _user(request, db)
+    if who is None:
+        return login_redirect()
+    try:
+        p = svc.get_patient(db, who, patient_id)
+    except svc.NotFound as exc:
+        return _error(request, who, exc)
+    return _patient_delete(request, db, who, p)
+
+
+@router.post("/patients/{patient_id:path}/delete", response_class=HTMLResponse)
+async def delete_patient(patient_id: str, request: Request, db: Db) -> Response:
+    """Delete the patient with all their records (version last seen and a reason required);
+    every deleted row's values stay in the audit trail."""
+    who = _user(request, db)
+    if who is None:
+        return login_redirect()
+    form = await _form(request)
+    check_csrf(request, form.get("csrf_token"))
+    try:
+        version = int(form["version"]) if form.get("version", "").isdigit() else None
+        svc.delete_patient(db, who, patient_id, version, form.get("reason") or None)
+    except (svc.NotFound, svc.Forbidden) as exc:
+        return _error(request, who, exc)
+    except svc.ServiceError as exc:
+        db.rollback()
+        try:
+            p = svc.get_patient(db, who, patient_id)
+        except svc.NotFound as gone:
+            return _error(request, who, gone)
+        return _patient_delete(request, db, who, p, {"_form": exc.message, **exc.errors},
+                               form, exc.status)
+    return RedirectResponse("/patients", status_code=303)
+
+
 # -- audit trail in the UI -----------------------------------------------------------------------
 
 
@@ -673,8 +788,8 @@ def audit_page(patient_id: str, request: Request, db: Db, table: str = "", field
         return login_redirect()
     if not who.can_audit:
         return _error(request, who, svc.Forbidden(f"role {who.role} may not view the audit"))
-    try:
-        svc.get_patient(db, who, patient_id)
+    try:  # a deleted patient's trail stays readable
+        svc.patient_for_audit(db, who, patient_id)
     except svc.NotFound as exc:
         return _error(request, who, exc)
     rows = audit_for_patient(db, patient_id)

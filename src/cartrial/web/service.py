@@ -94,6 +94,20 @@ def get_patient(db: Session, who: Principal, patient_id: str) -> Patient:
     return p
 
 
+def patient_for_audit(db: Session, who: Principal, patient_id: str) -> Patient | None:
+    """The patient whose audit trail ``who`` asks for; None for a deleted patient whose
+    trail remains (only for users who see every site); NotFound otherwise."""
+    from cartrial.store.models import AuditEntry
+
+    try:
+        return get_patient(db, who, patient_id)
+    except NotFound:
+        if who.all_sites and db.scalar(select(AuditEntry.id).where(
+                AuditEntry.patient_id == patient_id).limit(1)) is not None:
+            return None
+        raise
+
+
 def _need_write(who: Principal) -> None:
     if not who.can_write:
         raise Forbidden(f"role {who.role} may not change clinical data")
@@ -216,7 +230,7 @@ def _record_to_change(
     """The record an update or delete acts on, after the write-access, table and
     version checks (``version`` must be the version the user last saw)."""
     _need_write(who)
-    if table not in CHILD_MODELS:
+    if table not in CHILD_MODELS and table != "assessments":
         raise NotFound(f"unknown table {table!r}")
     rec = get_record(db, who, table, record_id)
     _check_version(rec, version, table, record_id)
@@ -244,6 +258,8 @@ def update_record(
     reason: str | None = None,
 ) -> Any:
     """Change fields of a record; ``version`` must be the version the user last saw."""
+    if table == "assessments":  # inputs are re-graded, not validated column by column
+        return update_assessment(db, who, record_id, data, version, reason)
     rec = _record_to_change(db, who, table, record_id, version)
     values, errors = validate(table, data, partial=True)
     if not errors:
@@ -278,6 +294,37 @@ def delete_record(
     _flush(db, reason)
     run_rules(db, pid, who.username)
     _commit(db, reason)
+
+
+def delete_patient(
+    db: Session, who: Principal, patient_id: str, version: int | None, reason: str | None
+) -> dict[str, int]:
+    """Delete a patient with all their records (events, adverse events, observations,
+    bedside assessments, data queries), each one deleted through the ORM so the audit
+    trail keeps every deleted row's values. Refused while the patient or any of their
+    records is locked; a reason is required. Returns the rows deleted per table."""
+    _need_write(who)
+    patient = get_patient(db, who, patient_id)
+    _check_version(patient, version, "patients", patient_id)
+    _refuse_locked(patient, f"patient {patient_id}")
+    if not (reason or "").strip():
+        raise Invalid("a reason for deleting the patient is required",
+                      {"reason": "required: why is the patient deleted?"})
+    counts: dict[str, int] = {}
+    for table in ("events", "adverse_events", "observations", "assessments"):
+        rows = list(getattr(patient, table))
+        for rec in rows:
+            _refuse_locked(rec, f"{table} record {rec.id}")
+        counts[table] = len(rows)
+    queries = list(db.scalars(select(DataQuery).where(DataQuery.patient_id == patient_id)))
+    counts["data_queries"] = len(queries)
+    for q in queries:  # no ORM relationship: delete them one by one (audited)
+        db.delete(q)
+    db.delete(patient)  # the relationships cascade: each child row deleted and audited
+    counts["patients"] = 1
+    _flush(db, reason)
+    _commit(db, reason)
+    return counts
 
 
 def update_patient(
@@ -570,6 +617,55 @@ def create_assessment(
     db.add(rec)
     _flush(db, reason)
     run_rules(db, patient_id, who.username)
+    _commit(db, reason)
+    return rec
+
+
+def assessment_form(rec: Assessment) -> dict[str, Any]:
+    """The stored inputs of an assessment as the bedside form's values (day included)."""
+    out: dict[str, Any] = {"day": rec.day}
+    for k, v in (rec.inputs or {}).items():
+        out[k] = ("yes" if v else "no") if isinstance(v, bool) else v
+    return out
+
+
+def update_assessment(
+    db: Session, who: Principal, record_id: int, data: Mapping[str, Any],
+    version: int | None, reason: str | None = None,
+) -> Assessment:
+    """Change the inputs of a bedside assessment and grade it again with the same engines
+    as when it was saved (``grade_assessment``: ASTCT 2019, Lee et al., BBMT 2019;25:625),
+    so the stored grades always follow from the stored inputs. ``data`` holds the fields
+    that change (blank = now missing); the others keep their stored value. The version
+    last seen and a reason are required; a locked assessment is refused."""
+    rec = _record_to_change(db, who, "assessments", record_id, version)
+    merged: dict[str, Any] = assessment_form(rec)
+    if any(k in ICE_ITEMS for k in data):  # the items given: their sum replaces the total
+        merged.pop("ice_score", None)
+    merged.update({k: v for k, v in data.items() if k not in ("csrf_token", "reason")})
+    obs, errors = parse_assessment(merged)
+    if obs.get("age_years") is None:
+        obs["age_years"] = db.scalar(select(Patient.age_years)
+                                     .where(Patient.patient_id == rec.patient_id))
+    if not errors:
+        death = db.scalar(select(Event.day).where(Event.patient_id == rec.patient_id,
+                                                  Event.event == "death"))
+        if death is not None and obs["day"] is not None and obs["day"] > death:
+            errors["day"] = f"after the patient's death on day {death:g}"
+    if errors:
+        raise Invalid("the assessment was not changed: see the fields marked", errors)
+    if not (reason or "").strip():
+        raise Invalid("a reason for the change is required",
+                      {"reason": "required: why is the stored value changed?"})
+    grades = grade_assessment(obs)
+    inputs = {k: v for k, v in obs.items() if v is not None}
+    if inputs == rec.inputs and obs["day"] == rec.day:
+        raise Invalid("nothing was changed", {"_form": "no field differs from the stored one"})
+    rec.day, rec.inputs = obs["day"], inputs
+    for key, value in grades.items():
+        setattr(rec, key, value)
+    _flush(db, reason)
+    run_rules(db, rec.patient_id, who.username)
     _commit(db, reason)
     return rec
 
