@@ -44,8 +44,6 @@ from cartrial.endpoints.definitions import (
 )
 from cartrial.endpoints.populations import POPULATIONS, analysis_populations
 
-__all__ = ["COMPLETE_RESPONSES", "OBJECTIVE_RESPONSES"]
-
 COLUMNS = [
     "patient_id",
     "endpoint",

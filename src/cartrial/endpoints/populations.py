@@ -110,7 +110,7 @@ def infusion_status(patients: pd.DataFrame) -> pd.Series:
         if "infusion_date" in patients
         else pd.Series(False, index=patients.index)
     )
-    if n and not flag.notna().any() and not dated.any():
+    if n and not _records_infusion(patients):
         return pd.Series("yes", index=patients.index, dtype="string")
     status = np.where(
         flag.eq(True).fillna(False),

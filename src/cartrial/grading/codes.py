@@ -269,15 +269,10 @@ def encode(category: str, value: object) -> float:
 
 
 def decode(category: str, code: float) -> str | None:
-    """The word for ``code`` in ``category`` (None for NaN)."""
-    if code is None or (isinstance(code, float) and math.isnan(code)):
-        return None
-    for word, number in CATEGORIES[category].items():
-        if number == int(code):
-            return word
-    raise KeyError(code)
+    """The word for ``code`` in ``category`` (None for NaN), grading's tables."""
+    return _cohort.decode(category, code, CATEGORIES)
 
 
 def describe(category: str) -> str:
-    """``word (code)`` list for error messages and help text."""
-    return ", ".join(f"{w} ({c})" for w, c in CATEGORIES[category].items())
+    """``word (code)`` list for error messages and help text, grading's tables."""
+    return _cohort.describe(category, CATEGORIES)

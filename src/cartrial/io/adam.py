@@ -603,8 +603,8 @@ def cnsr_code(event: pd.Series, censor_desc: pd.Series) -> pd.Series:
 
 def build_adtte(cohort: Cohort, adsl: pd.DataFrame, options=None) -> pd.DataFrame:
     """ADTTE from ``derive_endpoints`` (one row per patient and endpoint)."""
+    from cartrial.cohort.vocab import OBJECTIVE_RESPONSES
     from cartrial.endpoints import derive_endpoints
-    from cartrial.endpoints.derive import OBJECTIVE_RESPONSES
 
     tte = derive_endpoints(cohort, options).reset_index(drop=True)
     out = _keys(adsl, tte["patient_id"])

@@ -73,6 +73,10 @@ class MustChangePassword(Exception):
     """The user logged in with a generated password: only the password page is open."""
 
 
+class LoginRequired(Exception):
+    """A page needs a logged-in user and the request has none: go to the login page."""
+
+
 @dataclass
 class AppState:
     engine: Engine
@@ -155,6 +159,10 @@ def create_app(
     @app.exception_handler(MustChangePassword)
     async def _must_change(request: Request, exc: MustChangePassword):
         return RedirectResponse("/account/password", status_code=303)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired):
+        return login_redirect()
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError):

@@ -15,6 +15,7 @@ from cartrial.store.users import LoginRefused, Principal, log_in, principal
 from cartrial.web import forms
 from cartrial.web import service as svc
 from cartrial.web.app import (
+    LoginRequired,
     MustChangePassword,
     check_csrf,
     client_address,
@@ -49,6 +50,15 @@ def _user(request: Request, db: Any) -> Principal | None:
         db.info["user"] = who.username
         if who.must_change_password and request.url.path != "/account/password":
             raise MustChangePassword
+    return who
+
+
+def _page_user(request: Request, db: Any) -> Principal:
+    """The logged-in user of a page; without one the app redirects to the login page
+    (``LoginRequired``, handled in ``cartrial.web.app``)."""
+    who = _user(request, db)
+    if who is None:
+        raise LoginRequired
     return who
 
 
@@ -106,9 +116,7 @@ async def logout(request: Request, db: Db) -> Response:
 
 @router.get("/account/password", response_class=HTMLResponse)
 def password_page(request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     return templates.TemplateResponse(request, "password.html",
                                       page_context(request, who, errors={}))
 
@@ -120,9 +128,7 @@ async def change_password(request: Request, db: Db) -> Response:
     from cartrial.store.users import change_password as change
     from cartrial.store.users import verify_password
 
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     user = db.get(User, who.id)
@@ -225,9 +231,7 @@ def _int_param(value: str | None, default: int) -> int:
 @router.get("/patients", response_class=HTMLResponse)
 def patient_list(request: Request, db: Db, site: str | None = None, q: str = "",
                  page: str | None = None, per_page: str | None = None) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     return _patient_list(request, db, who, site, q=q, page=_int_param(page, 1),
                          per_page=_int_param(per_page, PER_PAGE))
 
@@ -259,9 +263,7 @@ def _patient_list(request, db, who, site=None, errors=None, form=None, status=20
 
 @router.post("/patients", response_class=HTMLResponse)
 async def create_patient(request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     data = {k: v for k, v in form.items() if k != "csrf_token"}
@@ -304,9 +306,7 @@ def _patient_page(request, db, who, patient_id, errors=None, form=None, which=No
 
 
 def patient_page(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     try:
         return _patient_page(request, db, who, patient_id)
     except svc.NotFound as exc:
@@ -325,9 +325,7 @@ async def lock(patient_id: str, request: Request, db: Db) -> Response:
 
 @router.post("/patients/{patient_id:path}/records/{table}", response_class=HTMLResponse)
 async def add_record(patient_id: str, table: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -349,9 +347,7 @@ async def add_record(patient_id: str, table: str, request: Request, db: Db) -> R
 
 @router.get("/patients/{patient_id:path}/assess", response_class=HTMLResponse)
 def assess_page(patient_id: str, request: Request, db: Db, saved: int | None = None) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     try:
         p = svc.get_patient(db, who, patient_id)
         result = None
@@ -374,9 +370,7 @@ def _assess(request, who, p, errors=None, form=None, result=None, status=200) ->
 
 @router.post("/patients/{patient_id:path}/assess", response_class=HTMLResponse)
 async def assess(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -395,9 +389,7 @@ async def assess(patient_id: str, request: Request, db: Db) -> Response:
 
 
 def _reporter(request: Request, db: Any) -> Principal | Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     if not who.can_report:
         return _error(request, who, svc.Forbidden(f"role {who.role} may not build the report"))
     return who
@@ -462,9 +454,7 @@ def whoami(request: Request, db: Db) -> Response:
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs(request: Request, db: Db) -> Response:
     """The API reference, rendered here from the OpenAPI schema (no CDN; log-in needed)."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     spec = request.app.openapi()
     ops = [(m.upper(), path, op.get("summary", "")) for path, item in spec["paths"].items()
            for m, op in item.items()]
@@ -487,9 +477,7 @@ def audit_verify(request: Request, db: Db) -> Response:
     """The hash chain of the audit trail, verified now (admin and monitor)."""
     from cartrial.store.chain import verify
 
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     if not who.can_audit:
         return _error(request, who, svc.Forbidden(f"role {who.role} may not view the audit"))
     result = verify(db.connection())
@@ -598,9 +586,7 @@ def _assessment_edit(request, db, who, rec, errors=None, form=None, status=200) 
 
 @router.get("/records/{table}/{record_id}/edit", response_class=HTMLResponse)
 def edit_record_page(table: str, record_id: int, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     try:
         if table not in RECORD_FORMS and table != "assessments":
             raise svc.NotFound(f"unknown table {table!r}")
@@ -628,9 +614,7 @@ def _changed(stored: dict[str, Any], form: dict[str, str], names: Any) -> dict[s
 @router.post("/records/{table}/{record_id}/edit", response_class=HTMLResponse)
 async def edit_record(table: str, record_id: int, request: Request, db: Db) -> Response:
     """Change a record: the version last seen and a reason for the change are required."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     action = form.get("action", "save")
@@ -687,9 +671,7 @@ def _patient_edit(request, db, who, p, errors=None, form=None, status=200) -> Re
 
 @router.get("/patients/{patient_id:path}/edit", response_class=HTMLResponse)
 def edit_patient_page(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     try:
         p = svc.get_patient(db, who, patient_id)
     except svc.NotFound as exc:
@@ -700,9 +682,7 @@ def edit_patient_page(patient_id: str, request: Request, db: Db) -> Response:
 @router.post("/patients/{patient_id:path}/edit", response_class=HTMLResponse)
 async def edit_patient(patient_id: str, request: Request, db: Db) -> Response:
     """Change the patient's fields (version last seen and a reason required)."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -733,9 +713,7 @@ def _patient_delete(request, db, who, p, errors=None, form=None, status=200) -> 
 @router.get("/patients/{patient_id:path}/delete", response_class=HTMLResponse)
 def delete_patient_page(patient_id: str, request: Request, db: Db) -> Response:
     """Confirm the deletion of a patient and all their records (reason required)."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     try:
         p = svc.get_patient(db, who, patient_id)
     except svc.NotFound as exc:
@@ -747,9 +725,7 @@ def delete_patient_page(patient_id: str, request: Request, db: Db) -> Response:
 async def delete_patient(patient_id: str, request: Request, db: Db) -> Response:
     """Delete the patient with all their records (version last seen and a reason required);
     every deleted row's values stay in the audit trail."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -783,9 +759,7 @@ def audit_page(patient_id: str, request: Request, db: Db, table: str = "", field
     from cartrial.store.audit import audit_for_patient
     from cartrial.store.users import log_event
 
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     if not who.can_audit:
         return _error(request, who, svc.Forbidden(f"role {who.role} may not view the audit"))
     try:  # a deleted patient's trail stays readable
@@ -825,9 +799,7 @@ def audit_page(patient_id: str, request: Request, db: Db, table: str = "", field
 
 @router.post("/patients/{patient_id:path}/queries", response_class=HTMLResponse)
 async def raise_query(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     target = form.get("target", "patients:")
@@ -846,9 +818,7 @@ async def raise_query(patient_id: str, request: Request, db: Db) -> Response:
 
 @router.post("/queries/{query_id}/{action}", response_class=HTMLResponse)
 async def query_action(query_id: int, action: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -869,9 +839,7 @@ async def query_action(query_id: int, action: str, request: Request, db: Db) -> 
 @router.get("/queries", response_class=HTMLResponse)
 def query_list(request: Request, db: Db, status: str = "pending") -> Response:
     """Open and answered queries, per site (a data-entry user sees their own site)."""
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     rows = svc.list_queries(db, who, None, status if status in (
         "pending", "open", "answered", "closed") else "pending")
     sites = {p.patient_id: p.site for p in svc.list_patients(db, who)}
@@ -884,9 +852,7 @@ def query_list(request: Request, db: Db, status: str = "pending") -> Response:
 
 @router.post("/patients/{patient_id:path}/sign", response_class=HTMLResponse)
 async def sign(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -903,9 +869,7 @@ async def sign(patient_id: str, request: Request, db: Db) -> Response:
 
 @router.post("/patients/{patient_id:path}/unlock", response_class=HTMLResponse)
 async def unlock(patient_id: str, request: Request, db: Db) -> Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     form = await _form(request)
     check_csrf(request, form.get("csrf_token"))
     try:
@@ -935,9 +899,7 @@ def _users_page(request, db, who, errors=None, form=None, shown=None, status=200
 
 
 def _admin(request: Request, db: Any) -> Principal | Response:
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     if who.role != "admin":
         return _error(request, who, svc.Forbidden("only an admin may manage users"))
     return who
@@ -1063,9 +1025,7 @@ def design_page(request: Request, db: Db) -> Response:
     from cartrial.cohort import CohortError
     from cartrial.store.cohort_io import read_cohort
 
-    who = _user(request, db)
-    if who is None:
-        return login_redirect()
+    who = _page_user(request, db)
     if not who.all_sites:
         return _error(request, who, svc.Forbidden(f"role {who.role} may not see trial-wide "
                                                   "dose and safety status"))
