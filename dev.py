@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # make .venv, install cartrial, build the report on the bundled examples
     python3 dev.py test   # make .venv, install cartrial with its test extras, run lint and tests
+                          # (extra arguments go to pytest, e.g. -m "not slow")
 
 Works on a fresh machine with only Python 3.11+ (Linux, macOS, Windows).
 """
@@ -60,7 +61,12 @@ def demo() -> None:
 def test() -> None:
     ensure_venv("test")
     run(BIN / "ruff", "check", "src", "tests", "benchmarks", "dev.py")
-    run(BIN / "python", "-m", "pytest", "-q", *sys.argv[2:])
+    run(BIN / "ruff", "format", "--check", "src", "tests", "benchmarks", "dev.py")
+    run(BIN / "mypy")  # types of src/ ([tool.mypy] in pyproject.toml)
+    run(BIN / "lint-imports")  # the import-layer contract ([tool.importlinter])
+    # the default run leaves out tests marked slow (``python3 dev.py test -m slow`` runs
+    # them); --durations=15 prints the slowest tests, and tests/conftest.py the budget
+    run(BIN / "python", "-m", "pytest", "-q", "--durations=15", *sys.argv[2:])
 
 
 if __name__ == "__main__":

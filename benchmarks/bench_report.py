@@ -10,7 +10,7 @@ imports included: what a user waits for) on
 2. the bundled tan2023 table, target ≤ 2 s wall;
 3. with ``--large N``, an N-patient synthetic cohort once (target: 1,000 patients ≤ 30 s).
 
-CPU is the process's and its forked figure worker's (``RUSAGE_CHILDREN``). It also prints
+CPU is the process's and its forked figure workers' (``RUSAGE_CHILDREN``). It also prints
 the in-process CPU of each report step (from the progress messages) for the 60-patient
 cohort, and the load average: on a shared machine wall time is inflated by other
 processes, CPU time is not. ``--cores 0,1`` pins the commands to those CPUs (``taskset``)
@@ -43,14 +43,16 @@ def _command(cohort: str, out: Path, cores: str | None) -> list[str]:
     return exe
 
 
-def time_command(cohort: str, out: Path, repeat: int, cores: str | None
-                 ) -> tuple[list[float], list[float], str]:
+def time_command(
+    cohort: str, out: Path, repeat: int, cores: str | None
+) -> tuple[list[float], list[float], str]:
     walls, cpus = [], []
     log = ""
     for _ in range(repeat):
         k0, t0 = _cpu_children(), time.perf_counter()
-        res = subprocess.run(_command(cohort, out, cores), check=True, capture_output=True,
-                             text=True)
+        res = subprocess.run(
+            _command(cohort, out, cores), check=True, capture_output=True, text=True
+        )
         walls.append(time.perf_counter() - t0)
         cpus.append(_cpu_children() - k0)
         log = res.stderr
@@ -91,8 +93,10 @@ def _outputs(folder: Path) -> tuple[int, int, int | None]:
 
 
 def line(name: str, walls: list[float], cpus: list[float]) -> str:
-    return (f"{name:<28} wall median {statistics.median(walls):5.2f} s (min {min(walls):5.2f})"
-            f"   CPU median {statistics.median(cpus):5.2f} s")
+    return (
+        f"{name:<28} wall median {statistics.median(walls):5.2f} s (min {min(walls):5.2f})"
+        f"   CPU median {statistics.median(cpus):5.2f} s"
+    )
 
 
 def main() -> None:
@@ -109,36 +113,57 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         cohort = str(write_simulated_cohort(base / "cohort", args.patients, args.seed))
-        subprocess.run(_command(cohort, base / "warm", args.cores), check=True,
-                       capture_output=True)  # disk caches, .pyc files
-        results = [(f"synthetic, {args.patients} patients",
-                    *time_command(cohort, base / "syn", args.repeat, args.cores)[:2])]
-        results.append(("tan2023 (20 patients)",
-                        *time_command("tan2023", base / "tan", args.repeat, args.cores)[:2]))
+        subprocess.run(
+            _command(cohort, base / "warm", args.cores), check=True, capture_output=True
+        )  # disk caches, .pyc files
+        results = [
+            (
+                f"synthetic, {args.patients} patients",
+                *time_command(cohort, base / "syn", args.repeat, args.cores)[:2],
+            )
+        ]
+        results.append(
+            (
+                "tan2023 (20 patients)",
+                *time_command("tan2023", base / "tan", args.repeat, args.cores)[:2],
+            )
+        )
         if args.large:
             big = str(write_simulated_cohort(base / "big", args.large, args.seed))
-            results.append((f"synthetic, {args.large} patients",
-                            *time_command(big, base / "big_out", 1, args.cores)[:2]))
+            results.append(
+                (
+                    f"synthetic, {args.large} patients",
+                    *time_command(big, base / "big_out", 1, args.cores)[:2],
+                )
+            )
         n_fig, n_tab, pages = _outputs(base / "syn")
         big_line = ""
         if args.large:
             f, _t, p = _outputs(base / "big_out")
-            big_line = (f"large cohort: {args.large} patients: {f} figures (swimmer: "
-                        f"{len(list((base / 'big_out' / 'figures').glob('swimmer*.png')))} "
-                        f"figure(s)), PDF {p} pages")
+            big_line = (
+                f"large cohort: {args.large} patients: {f} figures (swimmer: "
+                f"{len(list((base / 'big_out' / 'figures').glob('swimmer*.png')))} "
+                f"figure(s)), PDF {p} pages"
+            )
         steps = step_cpu(cohort, base / "steps")
 
     load = os.getloadavg()
-    print(f"cohort: synthetic, {args.patients} patients, seed {args.seed}: {n_tab} tables, "
-          f"{n_fig} figures (each drawn once, PNG), PDF {pages} pages, tables.docx")
-    print(f"machine: {os.cpu_count()} CPUs{', pinned to ' + args.cores if args.cores else ''}; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"cohort: synthetic, {args.patients} patients, seed {args.seed}: {n_tab} tables, "
+        f"{n_fig} figures (each drawn once, PNG), PDF {pages} pages, tables.docx"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs{', pinned to ' + args.cores if args.cores else ''}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     for name, walls, cpus in results:
         print(line(name, walls, cpus))
     if big_line:
         print(big_line)
-    print(f"in-process CPU per step ({args.patients} patients; the forked worker's share of "
-          "the figure drawing is not in these):")
+    print(
+        f"in-process CPU per step ({args.patients} patients; the forked workers' share of "
+        "the figure drawing and tables.docx is not in these):"
+    )
     for message, cpu in steps:
         print(f"  {cpu:5.2f} s  {message}")
 

@@ -12,7 +12,9 @@ For each size, in a fresh child process (so its peak memory is the chain's own):
    against ``pyarrow.parquet.read_table`` on the same files (ratio);
 4. ``derive_endpoints`` on the loaded cohort;
 5. ``grade_daily`` + ``derive_episodes`` on its observations;
-6. peak resident memory of the child (``ru_maxrss``).
+6. peak resident memory of the child (``ru_maxrss``), and per step (Linux ``VmHWM``,
+   reset between steps): simulate, loads, ``derive_endpoints``, grading (each with
+   the loaded cohort resident), so the step that sets the peak is visible.
 
 Times are wall seconds of one run (the CSV/Parquet peers are best of 3, which favours
 the peer). Prints a markdown table. SYNTHETIC DATA.
@@ -42,6 +44,27 @@ def _best(fn, repeat: int = 3) -> float:
     return best
 
 
+def _peak_gb() -> float:
+    """Peak resident memory of this process since the last ``_reset_peak`` (GB)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _reset_peak() -> None:
+    """Start a new peak (Linux: VmHWM reset to the current resident size)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
 def one_size(n: int, workdir: Path) -> dict:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -49,13 +72,15 @@ def one_size(n: int, workdir: Path) -> dict:
     from cartrial.cohort import load_cohort, write_cohort
     from cartrial.endpoints import derive_endpoints
     from cartrial.examples.simulate import write_simulated_cohort
-    from cartrial.grading.episodes import derive_episodes, grade_daily
+    from cartrial.grading import derive_episodes, grade_daily
 
     csv_dir, pq_dir = workdir / f"csv_{n}", workdir / f"parquet_{n}"
     out: dict = {"patients": n}
     t = time.perf_counter()
     write_simulated_cohort(csv_dir, n_patients=n, seed=1, overwrite=True)
     out["simulate"] = time.perf_counter() - t
+    out["peak_simulate_gb"] = _peak_gb()
+    _reset_peak()
 
     csv_files = [csv_dir / f"{name}.csv" for name in TABLES if (csv_dir / f"{name}.csv").exists()]
     out["pyarrow_csv"] = _best(lambda: [pacsv.read_csv(f) for f in csv_files])
@@ -73,10 +98,14 @@ def one_size(n: int, workdir: Path) -> dict:
     out["csv_mb"] = sum(f.stat().st_size for f in csv_files) / 1e6
     out["parquet_mb"] = sum(f.stat().st_size for f in pq_files) / 1e6
     del again
+    out["peak_load_gb"] = _peak_gb()  # the two loads (and the Parquet write)
 
+    _reset_peak()
     t = time.perf_counter()
     derive_endpoints(cohort)
     out["endpoints"] = time.perf_counter() - t
+    out["peak_endpoints_gb"] = _peak_gb()  # the cohort held + derive_endpoints
+    _reset_peak()
 
     t = time.perf_counter()
     daily = grade_daily(cohort.observations, patients=cohort.patients)
@@ -85,6 +114,7 @@ def one_size(n: int, workdir: Path) -> dict:
     episodes = derive_episodes(daily)
     out["episodes"] = time.perf_counter() - t
     out["daily_rows"], out["episode_rows"] = len(daily), len(episodes)
+    out["peak_grading_gb"] = _peak_gb()  # the cohort held + grading
     out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     shutil.rmtree(csv_dir, ignore_errors=True)
     shutil.rmtree(pq_dir, ignore_errors=True)
@@ -95,7 +125,7 @@ def table(results: list[dict]) -> str:
     lines = [
         "| patients | obs rows | simulate s | load CSV s (pyarrow s, ratio) "
         "| load Parquet s (pyarrow s, ratio) | derive_endpoints s "
-        "| grade_daily + episodes s | peak GB |",
+        "| grade_daily + episodes s | peak GB (simulate / load / endpoints / grading) |",
         "|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for r in results:
@@ -106,7 +136,9 @@ def table(results: list[dict]) -> str:
             f"| {r['load_parquet']:.2f} ({r['pyarrow_parquet']:.2f}, "
             f"{r['load_parquet'] / r['pyarrow_parquet']:.1f}×) "
             f"| {r['endpoints']:.2f} | {r['grade_daily']:.2f} + {r['episodes']:.2f} "
-            f"| {r['peak_gb']:.2f} |"
+            f"| {r['peak_gb']:.2f} ({r['peak_simulate_gb']:.2f} / {r['peak_load_gb']:.2f} / "
+            f"{r['peak_endpoints_gb']:.2f} / "
+            f"{r['peak_grading_gb']:.2f}) |"
         )
     return "\n".join(lines)
 

@@ -47,8 +47,9 @@ def prepare(url: str, n_patients: int, users: int, workdir: Path) -> None:
 
     engine = make_engine(url)
     upgrade(engine)
-    cohort_dir = write_synthetic_cohort(workdir / "cohort", n_patients=n_patients,
-                                        obs_per_patient=20, sites=("S1",))
+    cohort_dir = write_synthetic_cohort(
+        workdir / "cohort", n_patients=n_patients, obs_per_patient=20, sites=("S1",)
+    )
     import_cohort(engine, load_cohort(cohort_dir))
     with session_factory(engine)() as s:
         s.info["user"] = "bench"
@@ -58,9 +59,18 @@ def prepare(url: str, n_patients: int, users: int, workdir: Path) -> None:
     engine.dispose()
 
 
-def run_user(base: str, i: int, n_patients: int, duration: float, think: float,
-             out: dict[str, list[float]], errors: list[str], acked: list[int],
-             ready: threading.Barrier, clock: list[float]) -> None:
+def run_user(
+    base: str,
+    i: int,
+    n_patients: int,
+    duration: float,
+    think: float,
+    out: dict[str, list[float]],
+    errors: list[str],
+    acked: list[int],
+    ready: threading.Barrier,
+    clock: list[float],
+) -> None:
     rng = np.random.default_rng(i)
 
     def pause() -> None:
@@ -69,8 +79,9 @@ def run_user(base: str, i: int, n_patients: int, duration: float, think: float,
 
     with httpx.Client(base_url=base, timeout=30) as c:
         token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
-        r = c.post("/login", data={"username": f"user{i}", "password": PASSWORD,
-                                   "csrf_token": token})
+        r = c.post(
+            "/login", data={"username": f"user{i}", "password": PASSWORD, "csrf_token": token}
+        )
         csrf = c.get("/api/session").json()["csrf_token"]
         # log-ins (argon2, deliberately slow) are the warm-up: measure from here
         if ready.wait() == 0:
@@ -87,12 +98,19 @@ def run_user(base: str, i: int, n_patients: int, duration: float, think: float,
                 if r.status_code != 200:
                     errors.append(f"GET {pid}: {r.status_code}")
                 pause()
-            body = {"day": float(rng.integers(1, 14)), "temperature_c": 38.5,
-                    "hypotension": True, "vasopressors": 0, "oxygen": "low_flow",
-                    "ice_score": int(rng.integers(0, 11)), "consciousness": "alert"}
+            body = {
+                "day": float(rng.integers(1, 14)),
+                "temperature_c": 38.5,
+                "hypotension": True,
+                "vasopressors": 0,
+                "oxygen": "low_flow",
+                "ice_score": int(rng.integers(0, 11)),
+                "consciousness": "alert",
+            }
             t0 = time.perf_counter()
-            r = c.post(f"/api/patients/{pid}/assessments", json=body,
-                       headers={"X-CSRF-Token": csrf})
+            r = c.post(
+                f"/api/patients/{pid}/assessments", json=body, headers={"X-CSRF-Token": csrf}
+            )
             out["save assessment"].append(time.perf_counter() - t0)
             if r.status_code != 201:
                 errors.append(f"POST {pid}: {r.status_code} {r.text[:100]}")
@@ -114,19 +132,62 @@ def saved_ids(url: str) -> set[int]:
     return ids
 
 
-def bench(url: str, label: str, users: int, duration: float, n_patients: int,
-          think: float, workers: int) -> None:
+def audit_check(url: str) -> str:
+    """The audit chain verified after the load (``cartrial db verify-audit``)."""
+    from cartrial.store import make_engine
+    from cartrial.store.chain import verify
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        result = verify(conn)
+    engine.dispose()
+    return f"audit chain {'intact' if result.ok else 'BROKEN'}, {result.entries} entries"
+
+
+def bench(
+    url: str,
+    label: str,
+    users: int,
+    duration: float,
+    n_patients: int,
+    think: float,
+    workers: int,
+    threads: int = 0,
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if url == "sqlite":
             url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        # one audit key (beside the session secret) for the set-up, the server and the check
+        os.environ["CARTRIAL_SECRET_FILE"] = str(Path(tmp) / "secret")
         prepare(url, n_patients, users, Path(tmp))
         port = free_port()
-        env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
-               "CARTRIAL_SECRET_FILE": str(Path(tmp) / "secret")}
-        proc = subprocess.Popen([sys.executable, "-m", "cartrial", "serve", "--db", url,
-                                 "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", str(workers)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=None)
+        env = {
+            **os.environ,
+            "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
+            "CARTRIAL_SECRET_FILE": str(Path(tmp) / "secret"),
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cartrial",
+                "serve",
+                "--db",
+                url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "error",
+                *(["--threads", str(threads)] if threads else []),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=None,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -140,26 +201,35 @@ def bench(url: str, label: str, users: int, duration: float, n_patients: int,
             acked: list[int] = []
             ready = threading.Barrier(users)
             clock: list[float] = []
-            threads = [threading.Thread(target=run_user, args=(
-                base, i, n_patients, duration, think, out, errors, acked, ready, clock))
-                for i in range(users)]
-            for t in threads:
+            clients = [
+                threading.Thread(
+                    target=run_user,
+                    args=(base, i, n_patients, duration, think, out, errors, acked, ready, clock),
+                )
+                for i in range(users)
+            ]
+            for t in clients:
                 t.start()
-            for t in threads:
+            for t in clients:
                 t.join()
             wall = time.perf_counter() - clock[0]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         missing = set(acked) - saved_ids(url)
-    print(f"\n{label}: {users} users x {duration:g} s, think {think:g} s, {workers} "
-          f"worker(s), {n_patients} patients (wall {wall:.1f} s, errors {len(errors)}, "
-          f"acknowledged saves {len(acked)}, missing afterwards {len(missing)})")
+        chain = audit_check(url)
+    print(
+        f"\n{label}: {users} users x {duration:g} s, think {think:g} s, {workers} "
+        f"worker(s){f' x {threads} threads' if threads else ''}, {n_patients} patients (wall {wall:.1f} s, errors {len(errors)}, "
+        f"acknowledged saves {len(acked)}, missing afterwards {len(missing)}; {chain})"
+    )
     print(f"  {'operation':<20} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for op, lat in out.items():
         a = np.asarray(lat) * 1000
-        print(f"  {op:<20} {a.size:>8d} {a.size / wall:>8.1f} {np.percentile(a, 50):>8.1f} "
-              f"{np.percentile(a, 95):>8.1f}")
+        print(
+            f"  {op:<20} {a.size:>8d} {a.size / wall:>8.1f} {np.percentile(a, 50):>8.1f} "
+            f"{np.percentile(a, 95):>8.1f}"
+        )
     for e in errors[:5]:
         print("  error:", e)
 
@@ -170,15 +240,25 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--patients", type=int, default=200)
     ap.add_argument("--backends", default="sqlite,postgres")
-    ap.add_argument("--think", type=float, default=1.0,
-                    help="mean pause between a user's requests, s (0: closed loop)")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="mean pause between a user's requests, s (0: closed loop)",
+    )
     ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="request threads per server process (0: the server's default)",
+    )
     args = ap.parse_args()
     if not 1 <= args.users <= 200 or not 1 <= args.duration <= 300:
         ap.error("--users must be 1-200 and --duration 1-300 s")
     if not 0 <= args.think <= 30 or not 1 <= args.workers <= 8:
         ap.error("--think must be 0-30 s and --workers 1-8")
-    extra = (args.think, args.workers)
+    extra = (args.think, args.workers, args.threads)
     for backend in args.backends.split(","):
         if backend == "sqlite":
             bench("sqlite", "SQLite", args.users, args.duration, args.patients, *extra)
@@ -187,8 +267,7 @@ def main() -> None:
 
             try:
                 with scratch_database("postgres") as url:
-                    bench(url, "PostgreSQL", args.users, args.duration, args.patients,
-                          *extra)
+                    bench(url, "PostgreSQL", args.users, args.duration, args.patients, *extra)
             except PostgresUnavailable as exc:
                 print(f"\nPostgreSQL skipped: {exc}")
 

@@ -15,8 +15,8 @@ TABLE_NAMES = ("patients", "events", "adverse_events", "observations")
 TAN2023_BUNDLED = (
     Path(__file__).resolve().parents[1] / "src" / "cartrial" / "examples" / "data" / "tan2023.csv"
 )
-#: the team's shared transcription of the same table (only on the development machine)
-TAN2023_SHARED = Path("/work/shared/data/tan2023_table1.csv")
+#: the team's independent transcription of the same table
+TAN2023_SHARED = Path(__file__).resolve().parent / "data" / "tan2023_table1.csv"
 
 
 def write_cohort_dir(
@@ -130,3 +130,24 @@ if os.environ.get("CI"):
 
     _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
     _hypothesis_settings.load_profile("ci")
+
+
+#: the default run (slow tests left out) should stay under 3 minutes on 2 idle cores
+TEST_TIME_BUDGET_S = 180.0
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the test-time budget: wall time of this run against ``TEST_TIME_BUDGET_S``
+    (informative only; tests never assert on time, CI machines can be loaded)."""
+    start = getattr(terminalreporter, "_session_start", None)  # pytest >= 8.4 (pyproject)
+    if start is None:
+        return
+    elapsed = start.elapsed().seconds
+    over = (
+        " — over budget: mark the slowest tests slow or make them faster"
+        if (elapsed > TEST_TIME_BUDGET_S)
+        else ""
+    )
+    terminalreporter.write_line(
+        f"test-time budget: {elapsed:.0f} s of {TEST_TIME_BUDGET_S:.0f} s{over}"
+    )

@@ -6,9 +6,13 @@ The public entry points are imported lazily so that ``import cartrial`` (and the
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+try:  # declared once, in pyproject.toml; read from the installed package's metadata
+    __version__ = version("cartrial")
+except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = ["Cohort", "CohortError", "__version__", "load_cohort"]
 

@@ -107,9 +107,6 @@ def test_endpoints_on_invalid_cohort_exits_1(runner, make_cohort_dir, tmp_path):
 
 
 def test_km_on_tan2023(runner):
-    stats = pytest.importorskip("cartrial.stats")
-    if not hasattr(stats, "kaplan_meier"):
-        pytest.skip("stats not yet available")
     result = runner.invoke(app, ["km", "tan2023", "--conf-type", "plain"])
     assert result.exit_code == 0, result.output
     assert "10 events / 20 patients" in result.output

@@ -71,7 +71,9 @@ def _pandas_reader(monkeypatch) -> None:
     """Force the pandas text reader (the pre-issue-16 path, still the fallback)."""
     original = load_mod._read_csv_text
     monkeypatch.setattr(
-        load_mod, "_read_csv_text", lambda path, columnar=False: original(path, False)
+        load_mod,
+        "_read_csv_text",
+        lambda path, columnar=False, table=None: original(path, False),
     )
 
 

@@ -173,6 +173,27 @@ CASES: dict[str, Case] = {
         {"patients": PATIENTS, "adverse_events": _ae("P1,CRS,1,2,2.5")},
         (Expect("adverse_events.csv", 2, "grade", "2.5", "whole number"),),
     ),
+    # study days end 100 years after the infusion (MAX_DAY), the same rule as the database
+    "event day beyond 100 years": Case(
+        {"patients": PATIENTS, "events": _ev("P1,36501,last_contact,,")},
+        (Expect("events.csv", 2, "day", "36501", "≤ 36500"),),
+    ),
+    "adverse event resolution beyond 100 years": Case(
+        {"patients": PATIENTS, "adverse_events": _ae("P1,CRS,1,36501,2")},
+        (Expect("adverse_events.csv", 2, "resolution_day", "36501", "≥ -60 and ≤ 36500"),),
+    ),
+    "observation day beyond 100 years": Case(
+        {"patients": PATIENTS, "observations": _obs("P1,40000,crp,5,mg/L")},
+        (Expect("observations.csv", 2, "day", "40000", "≤ 36500"),),
+    ),
+    # 2023-01-10 + 36500 days = 2122-12-17: the last date allowed
+    "event date beyond 100 years": Case(
+        {
+            "patients": PATIENTS,
+            "events": "patient_id,date,event\nP1,2122-12-17,last_contact\nP1,2122-12-18,last_contact\n",
+        },
+        (Expect("events.csv", 3, "date", "2122-12-18", "no later than 36500 days after"),),
+    ),
     "roman numeral grade": Case(
         {"patients": PATIENTS, "adverse_events": _ae("P1,CRS,1,2,II")},
         (Expect("adverse_events.csv", 2, "grade", "II", "number"),),

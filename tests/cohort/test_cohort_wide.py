@@ -20,7 +20,8 @@ from cartrial.cohort import CohortError, bundled_example, load_cohort
 from cartrial.endpoints import best_response, derive_endpoints
 
 DAYS_PER_MONTH = 30.4375
-SHARED = Path("/work/shared/data/tan2023_table1.csv")
+#: the team's independent transcription of the same table (tests/data)
+SHARED = Path(__file__).resolve().parents[1] / "data" / "tan2023_table1.csv"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,6 @@ def test_tan2023_loads_as_wide_with_20_patients(tan, tan2023_rows):
     assert tan.patients["source_row"].tolist() == list(range(2, 22))
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared transcription not on this machine")
 def test_shared_transcription_loads_the_same(tan):
     shared = load_cohort(SHARED)
     assert shared.layout == "wide" and shared.n_patients == 20

@@ -7,7 +7,6 @@ an independent Wilson formula and SciPy's beta quantiles (Clopper-Pearson).
 
 from __future__ import annotations
 
-import importlib
 import math
 from statistics import NormalDist
 
@@ -15,28 +14,6 @@ import pytest
 
 from cartrial.cohort import load_cohort
 from cartrial.endpoints import response_rates
-
-
-def _stats_binomial_ci():
-    try:
-        stats = importlib.import_module("cartrial.stats")
-    except ImportError:
-        return None
-    return getattr(stats, "binomial_ci", None)
-
-
-@pytest.fixture
-def counts_only(monkeypatch):
-    """Let the k/n checks run even before cartrial.stats.binomial_ci exists."""
-    if _stats_binomial_ci() is None:
-        import types
-
-        stub = types.ModuleType("cartrial.stats")
-        stub.binomial_ci = lambda k, n, method="wilson", conf_level=0.95: (k / n, 0.0, 1.0)
-        monkeypatch.setitem(__import__("sys").modules, "cartrial.stats", stub)
-
-
-needs_stats = pytest.mark.skipif(_stats_binomial_ci() is None, reason="stats not yet available")
 
 PATIENTS = "patient_id,infused\nR1,yes\nR2,yes\nR3,yes\nR4,yes\nR5,yes\nR6,yes\nR7,no\nR8,\n"
 EVENTS = """
@@ -65,7 +42,7 @@ def cohort(tmp_path_factory, make_cohort_dir):
     )
 
 
-def test_hand_worked_counts(cohort, counts_only):
+def test_hand_worked_counts(cohort):
     rates = response_rates(cohort).set_index("measure")
     assert set(rates.index) == set(EXPECTED)
     for measure, k in EXPECTED.items():
@@ -88,14 +65,14 @@ def test_response_evaluable_denominator(cohort):
     assert (int(rates.loc["ORR", "k"]), int(rates.loc["ORR", "n"])) == (3, 4)
 
 
-def test_window_option_changes_counts(cohort, counts_only):
+def test_window_option_changes_counts(cohort):
     rates = response_rates(cohort, window=(0, 90)).set_index("measure")
     # R5's day-60 CR now counts
     assert int(rates.loc["ORR", "k"]) == 4 and int(rates.loc["CR", "k"]) == 2
     assert int(rates.loc["ORR", "not_assessed"]) == 1
 
 
-def test_tan2023_counts(counts_only):
+def test_tan2023_counts():
     rates = response_rates(load_cohort("tan2023")).set_index("measure")
     assert (int(rates.loc["ORR", "k"]), int(rates.loc["ORR", "n"])) == (19, 20)
     assert (int(rates.loc["CR", "k"]), int(rates.loc["CR", "n"])) == (17, 20)
@@ -110,7 +87,6 @@ def _wilson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-@needs_stats
 def test_tan2023_wilson_intervals_match_paper_and_formula():
     rates = response_rates(load_cohort("tan2023"), method="wilson").set_index("measure")
     for measure, k, lo_pub, hi_pub in (("ORR", 19, 76.4, 99.1), ("CR", 17, 64.0, 94.8)):
@@ -124,7 +100,6 @@ def test_tan2023_wilson_intervals_match_paper_and_formula():
         assert row["method"] == "wilson"
 
 
-@needs_stats
 def test_exact_interval_matches_beta_quantiles(cohort):
     from scipy.stats import beta
 

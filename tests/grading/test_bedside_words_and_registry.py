@@ -115,7 +115,7 @@ def test_o2_flow_maximum_is_one_number_everywhere():
     assert max(x.get("maximum", -1) for x in o2.get("anyOf", [o2])) == top
     form = {f.name: f for f in form_fields(BEDSIDE_FORM)}  # web form
     assert form["o2_flow_l_min"].hi == top and "0-80 L/min" in form["o2_flow_l_min"].help
-    from cartrial.web.service import parse_assessment  # web server check
+    from cartrial.web.bedside import parse_assessment  # web server check
 
     _, errors = parse_assessment({"day": "1", "o2_flow_l_min": str(top + 1)})
     assert "o2_flow_l_min" in errors and "80" in errors["o2_flow_l_min"]
@@ -145,7 +145,7 @@ def test_json_model_refuses_unknown_fields_and_bad_ranges():
 
 
 def test_web_form_sums_ice_with_the_ice_function():
-    from cartrial.web.service import parse_assessment
+    from cartrial.web.bedside import parse_assessment
 
     items = dict(ice_orientation="4", ice_naming="3", ice_commands="1", ice_writing="1")
     obs, errors = parse_assessment({"day": "2", **items, "ice_attention": "0"})
@@ -227,13 +227,14 @@ def test_cli_risk_table_from_a_cohort(tmp_path):
 
 
 def _all_reasons():
+    from cartrial import decision
     from cartrial.grading import (
         grade_agvhd,
         grade_ctcae,
         grade_icaht,
         grade_iechs,
     )
-    from cartrial.response import decision, transplant
+    from cartrial.response import transplant
 
     yield from grade_crs(temperature_c=39, oxygen="cpap").reasons
     yield from grade_crs(temperature_c=39, system="CARTOX").reasons

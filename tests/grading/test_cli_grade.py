@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-try:
-    from cartrial.cli import app
-except ImportError:  # the lead's cli core not there yet: mount our group on a fresh app
-    from cartrial.cli.grade import register
-
-    app = typer.Typer()
-    register(app)
+from cartrial.cli import app
 
 runner = CliRunner()
 

@@ -74,13 +74,17 @@ def test_anemia(hb, sex, grade):
 
 
 def test_anemia_sex_unknown_and_grade4():
-    g = grade_ctcae("anemia", hemoglobin_g_dl=12.5)
+    g = grade_ctcae("anemia", hemoglobin_g_dl=12.5, life_threatening=False)
     assert g.grade == 0 and g.grade_max == 1 and g.missing == ("sex",)
     g = grade_ctcae("anemia", hemoglobin_g_dl=7.0, sex="F")
     assert g.grade == 3 and "life_threatening" in g.missing
     assert grade_ctcae("anemia", hemoglobin_g_dl=7.0, sex="F", life_threatening=True).grade == 4
-    # life-threatening is not asked about at a milder haemoglobin
-    assert grade_ctcae("anemia", hemoglobin_g_dl=9.0, sex="F").complete
+    # CTCAE v5.0 grade 4 ("life-threatening consequences; urgent intervention indicated")
+    # has no haemoglobin threshold: unknown at any haemoglobin, it keeps grade_max at 4
+    g = grade_ctcae("anemia", hemoglobin_g_dl=9.0, sex="F")
+    assert (g.grade, g.grade_max) == (2, 4) and g.missing == ("life_threatening",)
+    assert grade_ctcae("anemia", hemoglobin_g_dl=9.0, sex="F", life_threatening=False).complete
+    assert grade_ctcae("anemia", hemoglobin_g_dl=9.0, sex="F", life_threatening=True).grade == 4
 
 
 @pytest.mark.parametrize(

@@ -332,6 +332,16 @@ CTCAE5_NAMES = {
     "Vomiting",
     "Headache",
     "Rash maculo-papular",
+    "Hyponatremia",
+    "Hypernatremia",
+    "Hypokalemia",
+    "Hyperkalemia",
+    "Hypocalcemia",
+    "Hypophosphatemia",
+    "Hypomagnesemia",
+    "Hypoglycemia",
+    "Seizure",
+    "Encephalopathy",
 }
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cartrial.cohort import cohort_from_frames, load_cohort
 from cartrial.endpoints import EndpointOptions, best_response, derive_endpoints
 from cartrial.io.adam import CNSR_CODES, VARIABLES, build_adam, cdisc_day, cohort_from_adam
-from cartrial.io.redcap_map import TEMPLATE_FILES, read_redcap
+from cartrial.io.redcap import TEMPLATE_FILES, read_redcap
 from cartrial.io.writers import export_adam, write_adam
 
 OPTIONS = [

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from cartrial.endpoints import derive_endpoints
 from cartrial.io.adam import VARIABLES, cohort_from_adam
-from cartrial.io.redcap_map import TEMPLATE_FILES, read_redcap
+from cartrial.io.redcap import TEMPLATE_FILES, read_redcap
 from cartrial.io.writers import export_adam
 
 FORMATS = ("csv", "parquet", "xpt")

@@ -28,8 +28,8 @@ from cartrial.io.redcap import (
     read_project_info,
     read_repeating,
 )
-from cartrial.io.redcap_draft import draft_mapping
-from cartrial.io.redcap_map import find_export_files, read_redcap
+from cartrial.io.redcap.draft import draft_mapping
+from cartrial.io.redcap.mapping import find_export_files, read_redcap
 
 SITE = Path(__file__).parent / "data" / "site_export"
 RECORDS = "CD7CART02_DATA_2024-03-18_1412.csv"
@@ -386,7 +386,7 @@ ODM = "CD7CART02_CDISC_ODM_2024-03-18_1412.xml"
 
 
 def _read_odm(folder: Path = SITE):
-    from cartrial.io.redcap_odm import read_redcap_odm
+    from cartrial.io.redcap.odm import read_redcap_odm
 
     f = find_export_files(folder)
     return read_redcap_odm(
@@ -513,7 +513,7 @@ def test_identifiers_are_recognised_again_when_the_cohort_is_reloaded(tmp_path):
 
 def test_api_reader_gets_the_same_cohort_with_its_missing_codes(monkeypatch, cohort):
     """read_redcap_api with a stand-in for PyCap's Project serving the site's files."""
-    import cartrial.io.redcap_api as api
+    import cartrial.io.redcap.api as api
 
     f = find_export_files(SITE)
 
@@ -569,7 +569,7 @@ def test_study_day_origin_of_a_patient_never_infused_is_a_setting(tmp_path):
 def test_odm_file_alone_carries_dictionary_events_repeats_and_codes(tmp_path, cohort):
     """REDCap writes the project metadata into the ODM export (redcap: attributes):
     read alone, it gives the dictionary of the CSV export and the same cohort."""
-    from cartrial.io.redcap_odm import project_files, read_redcap_odm
+    from cartrial.io.redcap.odm import project_files, read_redcap_odm
 
     files = project_files(SITE / ODM, tmp_path)
     f = find_export_files(SITE)

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from cartrial.kinetics.reconstitution import (
-    _aalen_johansen,
     b_cell_recovery,
     chimerism_status,
     engraftment_after_sct,
@@ -156,17 +155,6 @@ def test_table_thresholds_pediatric_and_b_cells():
 # ---------------------------------------------------------------------------------------
 # cumulative incidence with competing events
 # ---------------------------------------------------------------------------------------
-def test_aalen_johansen_matches_scikit_survival():
-    from sksurv.nonparametric import cumulative_incidence_competing_risks
-
-    rng = np.random.default_rng(2)
-    time = rng.integers(1, 60, 80).astype(float)
-    cause = rng.choice([0, 1, 2], size=80, p=[0.3, 0.5, 0.2])
-    grid, cif = cumulative_incidence_competing_risks(cause, time)
-    mine = _aalen_johansen(time, cause, grid)
-    np.testing.assert_allclose(mine, cif[1], atol=1e-12)
-
-
 def test_recovery_times_and_incidence_with_competing_events():
     recon = pd.DataFrame(
         {

@@ -52,35 +52,64 @@ def test_scientific_format_reads_back_within_rounding(x: float) -> None:
 
 
 def test_humanize_gives_labels_units_and_three_significant_digits() -> None:
-    df = pd.DataFrame({"analyte": ["cart_flow"], "cmax": [614055.5692725739],
-                       "half_life": [90.40464002977951], "fraction": [0.9818181818],
-                       "lambda_z_poor": [True], "n_samples": pd.array([10], dtype="Int64")})
+    df = pd.DataFrame(
+        {
+            "analyte": ["cart_flow"],
+            "cmax": [614055.5692725739],
+            "half_life": [90.40464002977951],
+            "fraction": [0.9818181818],
+            "lambda_z_poor": [True],
+            "n_samples": pd.array([10], dtype="Int64"),
+        }
+    )
     out = L.humanize(df)
-    assert list(out.columns) == ["Analyte", "Cmax", "Half-life, days", "Share detectable, %",
-                                 "λz poorly estimated", "Samples"]
-    assert out.iloc[0].tolist() == ["CAR-T cells (flow)", "6.14 × 10⁵", "90.4", "98.2", "Yes",
-                                    "10"]
+    assert list(out.columns) == [
+        "Analyte",
+        "Cmax",
+        "Half-life, days",
+        "Share detectable, %",
+        "λz poorly estimated",
+        "Samples",
+    ]
+    assert out.iloc[0].tolist() == ["CAR-T cells (flow)", "6.14 × 10⁵", "90.4", "98.2", "Yes", "10"]
 
 
 # ------------------------------------------------------------------------------ Table 1
 def patients_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "patient_id": [f"P{i}" for i in range(1, 9)],
-        "age_years": [4.0, 9.0, 12.0, 15.0, 22.0, 35.0, 41.0, 60.0],
-        "sex": ["M", "F", "M", "M", "F", "M", None, "F"],
-        "bm_blasts_morphology_pct": ["<5", "<5", "12.5", "80", "<5", "45", "<5", "<5"],
-        "extramedullary": ["no", "CNS", "no", "testis;CNS", "no", "none", "kidney", "no"],
-        "product_source": ["new_donor", "prior_sct_donor", "new_donor", "new_donor",
-                           "prior_sct_donor", "new_donor", "new_donor", "prior_sct_donor"],
-        "arm": ["A", "A", "A", "A", "B", "B", "B", "B"],
-    })
+    return pd.DataFrame(
+        {
+            "patient_id": [f"P{i}" for i in range(1, 9)],
+            "age_years": [4.0, 9.0, 12.0, 15.0, 22.0, 35.0, 41.0, 60.0],
+            "sex": ["M", "F", "M", "M", "F", "M", None, "F"],
+            "bm_blasts_morphology_pct": ["<5", "<5", "12.5", "80", "<5", "45", "<5", "<5"],
+            "extramedullary": ["no", "CNS", "no", "testis;CNS", "no", "none", "kidney", "no"],
+            "product_source": [
+                "new_donor",
+                "prior_sct_donor",
+                "new_donor",
+                "new_donor",
+                "prior_sct_donor",
+                "new_donor",
+                "new_donor",
+                "prior_sct_donor",
+            ],
+            "arm": ["A", "A", "A", "A", "B", "B", "B", "B"],
+        }
+    )
 
 
 def test_table1_gtsummary_style_with_iqr_limits_and_presence() -> None:
     p = patients_frame()
-    s = ReportSettings(continuous="median_iqr",
-                       table1_variables=("age_years", "sex", "bm_blasts_morphology_pct",
-                                         "extramedullary", "product_source"))
+    s = ReportSettings(
+        continuous="median_iqr",
+        table1_variables=(
+            "age_years",
+            "sex",
+            "bm_blasts_morphology_pct",
+            "extramedullary",
+            "product_source",
+        ),
+    )
     t1 = T.table1(p, s).set_index(["Characteristic", "Level"])["Overall (n=8)"]
     a = p["age_years"].to_numpy()
     q1, med, q3 = np.percentile(a, [25, 50, 75])  # NumPy's default = R type 7 = gtsummary
@@ -113,35 +142,46 @@ def test_table1_p_values_match_scipy_and_post_infusion_split_is_refused() -> Non
     src = t1[t1["Characteristic"] == "CAR-T product source"]["p-value"].tolist()
     tab = pd.crosstab(p["product_source"], p["arm"]).to_numpy()
     assert src[0] == L.fmt_p(fisher_exact(tab).pvalue) and src[1] == ""
-    no_split = T.table1(p, ReportSettings(table1_variables=("age_years",)),
-                        group="sct_consolidation")
+    no_split = T.table1(
+        p, ReportSettings(table1_variables=("age_years",)), group="sct_consolidation"
+    )
     assert list(no_split.columns) == ["Characteristic", "Level", "Overall (n=8)"]
 
 
 def test_display_rows_fold_table1_into_headings_and_levels() -> None:
-    df = pd.DataFrame({"Characteristic": ["Age, years", "Sex", "Sex"],
-                       "Level": ["median (range)", "Male", "Female"],
-                       "Overall (n=3)": ["10.0 (2.0–30.0)", "2 (66.7%)", "1 (33.3%)"]})
-    item = TableItem("t1", "Baseline", df, "baseline", group_col="Characteristic",
-                     level_col="Level")
+    df = pd.DataFrame(
+        {
+            "Characteristic": ["Age, years", "Sex", "Sex"],
+            "Level": ["median (range)", "Male", "Female"],
+            "Overall (n=3)": ["10.0 (2.0–30.0)", "2 (66.7%)", "1 (33.3%)"],
+        }
+    )
+    item = TableItem(
+        "t1", "Baseline", df, "baseline", group_col="Characteristic", level_col="Level"
+    )
     header, rows = display_rows(item)
     assert header == ["Characteristic", "Overall (n=3)"]
-    assert rows == [("row", ["Age, years, median (range)", "10.0 (2.0–30.0)"]),
-                    ("group", ["Sex", ""]), ("level", ["Male", "2 (66.7%)"]),
-                    ("level", ["Female", "1 (33.3%)"])]
+    assert rows == [
+        ("row", ["Age, years, median (range)", "10.0 (2.0–30.0)"]),
+        ("group", ["Sex", ""]),
+        ("level", ["Male", "2 (66.7%)"]),
+        ("level", ["Female", "1 (33.3%)"]),
+    ]
     plain = TableItem("x", "X", df.assign(hr=1.5), "efficacy", hide=("hr",))
     assert display_rows(plain)[0] == list(df.columns)  # hidden columns stay in the CSV only
 
 
 # ------------------------------------------------------------------------------ AEs
 def test_ae_table_worst_grade_per_window_hand_worked() -> None:
-    episodes = pd.DataFrame({
-        "patient_id": ["A", "A", "B", "C", "C", "D"],
-        "term": ["CRS", "CRS", "infection", "infection", "ICANS", "infection"],
-        "onset_day": [2.0, 5.0, 40.0, 10.0, 6.0, 60.0],
-        "grade": pd.array([1, 3, 5, 2, 1, 3], dtype="Int64"),
-        "grade_ge3": [False, True, True, False, False, True],
-    })
+    episodes = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "C", "C", "D"],
+            "term": ["CRS", "CRS", "infection", "infection", "ICANS", "infection"],
+            "onset_day": [2.0, 5.0, 40.0, 10.0, 6.0, 60.0],
+            "grade": pd.array([1, 3, 5, 2, 1, 3], dtype="Int64"),
+            "grade_ge3": [False, True, True, False, False, True],
+        }
+    )
     patients = pd.DataFrame({"patient_id": ["A", "B", "C", "D", "E"]})
     under = pd.Series([True, True, True, True, False], index=list("ABCDE"))
     tab = T.ae_table(episodes, patients, under, ReportSettings())
@@ -154,8 +194,12 @@ def test_ae_table_worst_grade_per_window_hand_worked() -> None:
     assert late.loc["Infection", "Any grade"] == "2 (50.0%)"
     anyt = tab[tab["Window"] == "Any time"]
     # CRS and ICANS first, then by frequency (infection: 3 patients)
-    assert anyt["Term"].tolist() == ["Any adverse event", "Cytokine release syndrome",
-                                     "ICANS (neurotoxicity)", "Infection"]
+    assert anyt["Term"].tolist() == [
+        "Any adverse event",
+        "Cytokine release syndrome",
+        "ICANS (neurotoxicity)",
+        "Infection",
+    ]
     assert anyt.set_index("Term").loc["Any adverse event", "Grade 5"] == "1 (20.0%)"
 
 
@@ -169,8 +213,13 @@ def test_cox_hazard_ratio_matches_lifelines_and_flags_a_level_without_events() -
     t = rng.exponential(np.where(grp == "new_donor", 10.0, 5.0)) * 30
     e = (rng.random(n) < 0.8).astype(int)
     d = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "time_days": t, "event": e})
-    p = pd.DataFrame({"patient_id": d["patient_id"], "product_source": grp,
-                      "dose_level": ["a"] * 20 + ["b"] * 20})
+    p = pd.DataFrame(
+        {
+            "patient_id": d["patient_id"],
+            "product_source": grp,
+            "dose_level": ["a"] * 20 + ["b"] * 20,
+        }
+    )
     tab = T.cox_subgroup_table(d, p, ["product_source"], ReportSettings(), "OS")
     x = (grp == "new_donor").astype(float)  # vocabulary order: prior_sct_donor is reference
     cph = CoxPHFitter().fit(pd.DataFrame({"t": t, "e": e, "x": x}), "t", "e")
@@ -191,17 +240,23 @@ def test_no_follow_up_cohort_is_said_and_skipped(tmp_path: Path, make_cohort_dir
     from cartrial.cohort import load_cohort
     from cartrial.report.build import build_report, write_report
 
-    cohort = load_cohort(make_cohort_dir(tmp_path, patients="""
+    cohort = load_cohort(
+        make_cohort_dir(
+            tmp_path,
+            patients="""
         patient_id,age_years,sex,infused
         P1,12,M,yes
         P2,40,F,yes
         P3,33,F,
         P4,50,M,no
-    """, events="""
+    """,
+            events="""
         patient_id,day,event
         P1,0,last_contact
         P2,0,last contact
-    """))
+    """,
+        )
+    )
     messages: list[str] = []
     report = build_report(cohort, progress=messages.append)
     names = {t.name for t in report.tables}
@@ -231,8 +286,9 @@ def test_each_figure_is_drawn_once(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CARTRIAL_SERIAL", "1")
     drawn: list[str] = []
     real = F._save_png_rgb
-    monkeypatch.setattr(F, "_save_png_rgb", lambda fig, path: (drawn.append(Path(path).name),
-                                                               real(fig, path))[1])
+    monkeypatch.setattr(
+        F, "_save_png_rgb", lambda fig, path: (drawn.append(Path(path).name), real(fig, path))[1]
+    )
     calls = {"savefig": 0}
     report = build_report(load_cohort("tan2023"))
     for _, d in report.figures:
@@ -249,12 +305,18 @@ def test_each_figure_is_drawn_once(tmp_path: Path, monkeypatch) -> None:
 
 
 def _big_lanes(n: int, n_sct: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    lanes = pd.DataFrame({"patient_id": [f"P{i:04d}" for i in range(n)],
-                          "group": ["Consolidation SCT"] * n_sct
-                          + ["No consolidation SCT"] * (n - n_sct),
-                          "end_days": np.linspace(10, 700, n), "ongoing": True, "lost": False})
-    markers = pd.DataFrame({"patient_id": lanes["patient_id"], "kind": "death",
-                            "day": lanes["end_days"]})
+    lanes = pd.DataFrame(
+        {
+            "patient_id": [f"P{i:04d}" for i in range(n)],
+            "group": ["Consolidation SCT"] * n_sct + ["No consolidation SCT"] * (n - n_sct),
+            "end_days": np.linspace(10, 700, n),
+            "ongoing": True,
+            "lost": False,
+        }
+    )
+    markers = pd.DataFrame(
+        {"patient_id": lanes["patient_id"], "kind": "death", "day": lanes["end_days"]}
+    )
     return lanes, markers
 
 
@@ -263,8 +325,7 @@ def test_swimmer_paginates_large_cohorts_after_an_aggregated_view() -> None:
 
     lanes, markers = _big_lanes(170, 50)
     figs = F.swimmer_figures(lanes, markers, ReportSettings())
-    assert [f.name for f in figs] == ["swimmer_summary", "swimmer_p1", "swimmer_p2",
-                                      "swimmer_p3"]
+    assert [f.name for f in figs] == ["swimmer_summary", "swimmer_p1", "swimmer_p2", "swimmer_p3"]
     pages = figs[1:]
     assert [len(f.data) for f in pages] == [80, 80, 10]
     assert all(f.fig.get_size_inches()[1] < 14 for f in figs)  # never a 51-inch page
@@ -281,10 +342,19 @@ def test_swimmer_of_1000_patients_is_only_the_aggregated_view() -> None:
     lanes, markers = _big_lanes(1000, 300)
     rng = np.random.default_rng(3)
     rel = lanes.sample(200, random_state=1)
-    markers = pd.concat([markers.iloc[::2],  # half die at their lane's end
-                         pd.DataFrame({"patient_id": rel["patient_id"], "kind": "relapse CD7−",
-                                       "day": rel["end_days"] * rng.uniform(0, 1, 200)})],
-                        ignore_index=True)
+    markers = pd.concat(
+        [
+            markers.iloc[::2],  # half die at their lane's end
+            pd.DataFrame(
+                {
+                    "patient_id": rel["patient_id"],
+                    "kind": "relapse CD7−",
+                    "day": rel["end_days"] * rng.uniform(0, 1, 200),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     figs = F.swimmer_figures(lanes, markers, ReportSettings())
     assert [f.name for f in figs] == ["swimmer_summary"]
     d = figs[0]
@@ -304,20 +374,27 @@ def test_course_states_worked_by_hand() -> None:
     from cartrial.report.figures import course_states
 
     lanes = pd.DataFrame({"patient_id": list("ABCD"), "end_days": [100.0, 200, 150, 250]})
-    markers = pd.DataFrame({"patient_id": ["A", "B", "D", "D", "B"],
-                            "kind": ["death", "relapse CD7+", "relapse CD7 unknown", "death",
-                                     "CR/CRi"],
-                            "day": [100.0, 50, 120, 250, 28]})
+    markers = pd.DataFrame(
+        {
+            "patient_id": ["A", "B", "D", "D", "B"],
+            "kind": ["death", "relapse CD7+", "relapse CD7 unknown", "death", "CR/CRi"],
+            "day": [100.0, 50, 120, 250, 28],
+        }
+    )
     got = course_states(lanes, markers, np.array([0, 60, 120, 160, 210, 260.0]))
-    expected = [[4, 0, 0, 0], [3, 1, 0, 0], [1, 2, 1, 0], [0, 2, 1, 1], [0, 1, 1, 2],
-                [0, 0, 2, 2]]
+    expected = [[4, 0, 0, 0], [3, 1, 0, 0], [1, 2, 1, 0], [0, 2, 1, 1], [0, 1, 1, 2], [0, 0, 2, 2]]
     assert got.drop(columns="time").to_numpy().tolist() == expected
     months = course_states(lanes, markers, np.array([60 / 30.4375]), scale=30.4375)
     assert months.drop(columns="time").to_numpy().tolist() == [[3, 1, 0, 0]]
 
 
-@given(st.lists(st.lists(st.text(alphabet="ab c–", min_size=0, max_size=30), min_size=3,
-                         max_size=3), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.lists(st.text(alphabet="ab c–", min_size=0, max_size=30), min_size=3, max_size=3),
+        min_size=1,
+        max_size=8,
+    )
+)
 @settings(max_examples=60, deadline=None)
 def test_pdf_column_widths_fill_the_line_and_keep_words_whole(rows: list[list[str]]) -> None:
     from cartrial.report.pdf import column_widths
@@ -327,8 +404,7 @@ def test_pdf_column_widths_fill_the_line_and_keep_words_whole(rows: list[list[st
     w = column_widths(header, rows, width)
     assert sum(w) == pytest.approx(width)
     cols = list(zip(header, *rows, strict=True))
-    words = [min(22, max(len(x) for v in c for x in (v.split() or [""]))) * 4.3 + 6
-             for c in cols]
+    words = [min(22, max(len(x) for v in c for x in (v.split() or [""]))) * 4.3 + 6 for c in cols]
     if sum(words) <= width:
         assert all(wi >= wo - 1e-9 for wi, wo in zip(w, words, strict=True))
 
@@ -359,9 +435,12 @@ def test_pdf_images_decode_to_the_figure_files(tmp_path: Path) -> None:
     for page in pdf:
         for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE]):
             bgr = obj.get_bitmap(render=False).to_numpy()[..., :3][..., ::-1]
-            matches = [p for p in (out / "figures").glob("*.png")
-                       if np.asarray(Image.open(p)).shape == bgr.shape
-                       and np.array_equal(np.asarray(Image.open(p).convert("RGB")), bgr)]
+            matches = [
+                p
+                for p in (out / "figures").glob("*.png")
+                if np.asarray(Image.open(p)).shape == bgr.shape
+                and np.array_equal(np.asarray(Image.open(p).convert("RGB")), bgr)
+            ]
             assert len(matches) == 1
             seen += 1
     assert seen == len(list((out / "figures").glob("*.png")))
@@ -382,27 +461,40 @@ def test_vector_figure_formats_on_request(tmp_path: Path) -> None:
         assert (out / "figures" / f"{d.name}.png").exists()
 
 
-def test_car_hematotox_risk_joins_table1_and_the_forest_subgroups(tmp_path: Path,
-                                                                   make_cohort_dir) -> None:
+def test_car_hematotox_risk_joins_table1_and_the_forest_subgroups(
+    tmp_path: Path, make_cohort_dir
+) -> None:
     """Pre-infusion labs give a CAR-HEMATOTOX risk column (Rejeski 2021 points, worked by
     hand here: P1 ANC 0.8 → 1, platelets 60 → 2: score 3, high; P2 all normal: 0, low)."""
     from cartrial.cohort import load_cohort
     from cartrial.report.build import build_report
 
     labs = []
-    values = {"P1": (0.8, 10.5, 60, 5, 300), "P2": (2.5, 12.0, 220, 5, 300),
-              "P3": (2.5, 8.0, 150, 40, 2500), "P4": (3.0, 13.0, 250, 2, 100)}
+    values = {
+        "P1": (0.8, 10.5, 60, 5, 300),
+        "P2": (2.5, 12.0, 220, 5, 300),
+        "P3": (2.5, 8.0, 150, 40, 2500),
+        "P4": (3.0, 13.0, 250, 2, 100),
+    }
     for pid, (anc, hb, plt, crp, fer) in values.items():
-        labs += [f"{pid},-6,anc,{anc},10^9/L", f"{pid},-6,hemoglobin,{hb},g/dL",
-                 f"{pid},-6,platelets,{plt},10^9/L", f"{pid},-6,crp,{crp},mg/L",
-                 f"{pid},-6,ferritin,{fer},ng/mL"]
-    cohort = load_cohort(make_cohort_dir(tmp_path, patients="""
+        labs += [
+            f"{pid},-6,anc,{anc},10^9/L",
+            f"{pid},-6,hemoglobin,{hb},g/dL",
+            f"{pid},-6,platelets,{plt},10^9/L",
+            f"{pid},-6,crp,{crp},mg/L",
+            f"{pid},-6,ferritin,{fer},ng/mL",
+        ]
+    cohort = load_cohort(
+        make_cohort_dir(
+            tmp_path,
+            patients="""
         patient_id,age_years,sex,infused
         P1,12,M,yes
         P2,40,F,yes
         P3,33,F,yes
         P4,50,M,yes
-    """, events="""
+    """,
+            events="""
         patient_id,day,event,response
         P1,28,response,CR
         P2,28,response,CR
@@ -412,7 +504,10 @@ def test_car_hematotox_risk_joins_table1_and_the_forest_subgroups(tmp_path: Path
         P2,200,last_contact,
         P3,60,death,
         P4,300,last_contact,
-    """, observations="patient_id,day,analyte,value,unit\n" + "\n".join(labs) + "\n"))
+    """,
+            observations="patient_id,day,analyte,value,unit\n" + "\n".join(labs) + "\n",
+        )
+    )
     report = build_report(cohort)
     risk = report.patients.set_index("patient_id")["car_hematotox_risk"]
     # P3: Hb 8.0 → 1, platelets 150 → 1, CRP 40 mg/L → 1, ferritin 2500 → 2: score 5

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from cartrial.cohort import load_cohort
-from cartrial.report.build import _start_image_worker, kinetics_part, kinetics_title
+from cartrial.report.build import kinetics_part, kinetics_title
 from cartrial.report.settings import SettingsError, settings_from_mapping
+from cartrial.report.writer import can_fork
 
 
 @pytest.fixture
@@ -30,20 +31,21 @@ def fake_section(monkeypatch):
             )
         return out
 
-    import cartrial.kinetics.report as KR
+    import cartrial.report.kinetics_part as KP
 
-    monkeypatch.setattr(KR, "kinetics_section", section)
+    monkeypatch.setattr(KP, "kinetics_section", section)
     return calls
 
 
 def test_setting_switches_the_population_model_on(fake_section):
     cohort = load_cohort(Path(__file__).resolve().parents[1] / "data" / "ns7car_like")
     off = settings_from_mapping({})
-    tables, _, _ = kinetics_part(cohort, off)
+    tables = kinetics_part(cohort, off).tables
     assert fake_section["population_model"] is False
     assert not [t for t in tables if "population" in t.name]
     on = settings_from_mapping({"kinetics_population_model": True})
-    tables, _, notes = kinetics_part(cohort, on)
+    out = kinetics_part(cohort, on)
+    tables, notes = out.tables, out.notes
     assert fake_section["population_model"] is True
     by_name = {t.name: t for t in tables}
     assert by_name["kinetics_population_typical"].title.startswith(
@@ -69,4 +71,4 @@ def test_no_forked_image_worker_once_jax_is_loaded(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
     monkeypatch.delenv("CARTRIAL_SERIAL", raising=False)
-    assert _start_image_worker([object(), object()], ("png",), tmp_path, None, tmp_path) is None
+    assert not can_fork(2)

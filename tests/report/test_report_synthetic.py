@@ -22,8 +22,18 @@ from cartrial.report.settings import ReportSettings, load_settings
 
 N_PAT = re.compile(r"^(\d+) \(")
 EST_CI = re.compile(r"^([\d.]+|NR|NE) \(([\d.]+|NR|NE)–([\d.]+|NR|NE)\)$")
-RANK = {"CR": 0, "CRh": 1, "CRi": 2, "MLFS": 3, "PR": 4, "OR": 5, "SD": 6, "NR": 7, "PD": 8,
-        "NE": 9}
+RANK = {
+    "CR": 0,
+    "CRh": 1,
+    "CRi": 2,
+    "MLFS": 3,
+    "PR": 4,
+    "OR": 5,
+    "SD": 6,
+    "NR": 7,
+    "PD": 8,
+    "NE": 9,
+}
 
 
 def n_of(cell: str) -> int:
@@ -73,8 +83,11 @@ def consolidation_ids(cohort) -> set[str]:
         if sct.empty:
             continue
         d = sct.min()
-        cr = sub[(sub["event"] == "response") & sub["response"].isin(["CR", "CRi", "CRh"])
-                 & (sub["day"] <= d)]
+        cr = sub[
+            (sub["event"] == "response")
+            & sub["response"].isin(["CR", "CRi", "CRh"])
+            & (sub["day"] <= d)
+        ]
         rel = sub[sub["event"].isin(["relapse", "progression"]) & (sub["day"] <= d)]
         if len(cr) and rel.empty:
             out.add(pid)
@@ -86,8 +99,8 @@ def test_every_output_file_is_there_and_valid(built) -> None:
     _, report, out = built
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in html
-    assert "<img src=\"data:image/png;base64," in html  # figures inlined
-    assert "src=\"http" not in html and "href=\"http" not in html  # self-contained
+    assert '<img src="data:image/png;base64,' in html  # figures inlined
+    assert 'src="http' not in html and 'href="http' not in html  # self-contained
     assert built[0].input_sha256 in html
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert (out / "settings.yaml").exists()
@@ -95,8 +108,16 @@ def test_every_output_file_is_there_and_valid(built) -> None:
         assert (out / "tables" / f"{t.name}.csv").exists()
         assert f"table-{t.name}" in html
     names = {f.name for _, f in report.figures}
-    assert {"patient_flow", "km_os", "km_pfs", "cif_relapse_nrm", "swimmer", "forest_os",
-            "km_os_by_sct_consolidation", "km_os_by_dose_level"} <= names
+    assert {
+        "patient_flow",
+        "km_os",
+        "km_pfs",
+        "cif_relapse_nrm",
+        "swimmer",
+        "forest_os",
+        "km_os_by_sct_consolidation",
+        "km_os_by_dose_level",
+    } <= names
     assert any(n.startswith("kinetics_") for n in names)  # the kinetics section's figures
     from PIL import Image
 
@@ -182,16 +203,24 @@ def test_methods_state_definitions_versions_and_ci_methods(built) -> None:
 
 # ------------------------------------------------------------------------------ Table 1
 SEX = {"M": "Male", "F": "Female"}
-SOURCE = {"prior_sct_donor": "Donor of prior SCT", "new_donor": "New donor",
-          "universal": "Universal (third-party)", "autologous": "Autologous"}
+SOURCE = {
+    "prior_sct_donor": "Donor of prior SCT",
+    "new_donor": "New donor",
+    "universal": "Universal (third-party)",
+    "autologous": "Autologous",
+}
 
 
 def test_table1_counts_match_a_recount(built, infused) -> None:
     t1 = table(built[2], "table1_baseline")
     overall = [c for c in t1.columns if c.startswith("Overall")][0]
     assert overall == f"Overall (n={len(infused)})"
-    checks = {"Sex": ("sex", SEX), "CAR-T product source": ("product_source", SOURCE),
-              "Diagnosis": ("diagnosis", {}), "HLA match": ("hla_match", {})}
+    checks = {
+        "Sex": ("sex", SEX),
+        "CAR-T product source": ("product_source", SOURCE),
+        "Diagnosis": ("diagnosis", {}),
+        "HLA match": ("hla_match", {}),
+    }
     for label, (col, names) in checks.items():
         rows = t1[t1["Characteristic"] == label]
         assert len(rows) > 0, label
@@ -201,8 +230,11 @@ def test_table1_counts_match_a_recount(built, infused) -> None:
                 assert cell == str(int(raw.isna().sum()))  # gtsummary: count only
                 continue
             code = next((k for k, v in names.items() if v == level), None)
-            expect = ((raw == code).sum() if code is not None  # free text: first letter capital
-                      else (raw.str[:1].str.upper() + raw.str[1:] == level).sum())
+            expect = (
+                (raw == code).sum()
+                if code is not None  # free text: first letter capital
+                else (raw.str[:1].str.upper() + raw.str[1:] == level).sum()
+            )
             assert n_of(cell) == expect, (label, level)
         assert ("Missing" in set(rows["Level"])) == bool(raw.isna().any())
     prior = t1[t1["Characteristic"] == "Prior allogeneic SCT"].set_index("Level")[overall]
@@ -234,8 +266,11 @@ def test_response_rates_recount_and_wilson(built, infused) -> None:
     cohort, report, out = built
     best = best_responses(cohort, infused["patient_id"])
     n = len(infused)
-    expect = {"ORR": best.isin(["CR", "CRi", "CRh", "MLFS", "PR", "OR"]).sum(),
-              "CR": (best == "CR").sum(), "CR/CRi": best.isin(["CR", "CRi", "CRh"]).sum()}
+    expect = {
+        "ORR": best.isin(["CR", "CRi", "CRh", "MLFS", "PR", "OR"]).sum(),
+        "CR": (best == "CR").sum(),
+        "CR/CRi": best.isin(["CR", "CRi", "CRh"]).sum(),
+    }
     resp = table(out, "response").set_index("Measure")
     for measure, k in expect.items():
         assert resp.loc[measure, "n/N"] == f"{k}/{n}"
@@ -243,8 +278,12 @@ def test_response_rates_recount_and_wilson(built, infused) -> None:
         est, low, high = est_ci(resp.loc[measure, "% (95% CI)"])
         assert (est, low, high) == (round(100 * k / n, 1), round(100 * lo, 1), round(100 * hi, 1))
     ev = cohort.events
-    mrdneg = ev[(ev["event"] == "response") & ev["day"].between(0, 35)
-                & ev["response"].isin(["CR", "CRi"]) & (ev["mrd"] == "negative")]
+    mrdneg = ev[
+        (ev["event"] == "response")
+        & ev["day"].between(0, 35)
+        & ev["response"].isin(["CR", "CRi"])
+        & (ev["mrd"] == "negative")
+    ]
     assert resp.loc["MRD-negative CR/CRi", "n/N"] == f"{mrdneg['patient_id'].nunique()}/{n}"
     # regression: the title states the window the methods use (days 0–35), not "day 28–30"
     item = report.table_item("response")
@@ -341,8 +380,10 @@ def test_subgroup_logrank_p_matches_lifelines(built, infused) -> None:
         d = ep[ep["endpoint"] == name]
         dose = sub[(sub["Endpoint"] == name) & (sub["Subgroup"] == "Dose level")]
         p_dose = multivariate_logrank_test(
-            d["time_days"], d["patient_id"].map(infused.set_index("patient_id")["dose_level"]),
-            d["event"]).p_value
+            d["time_days"],
+            d["patient_id"].map(infused.set_index("patient_id")["dose_level"]),
+            d["event"],
+        ).p_value
         assert dose["Log-rank p"].iloc[0] == ("<0.001" if p_dose < 0.001 else f"{p_dose:.3f}")
 
 
@@ -352,17 +393,20 @@ def test_hazard_ratios_match_lifelines_cox(built, infused) -> None:
     _, report, out = built
     hr = table(out, "hazard_ratios")
     ep = report.endpoints
-    d = ep[ep["endpoint"] == "OS"].merge(infused[["patient_id", "prior_allo_sct"]],
-                                         on="patient_id")
-    data = pd.DataFrame({"t": d["time_days"], "e": d["event"],
-                         "no_prior": (~d["prior_allo_sct"].astype(bool)).astype(float)})
+    d = ep[ep["endpoint"] == "OS"].merge(infused[["patient_id", "prior_allo_sct"]], on="patient_id")
+    data = pd.DataFrame(
+        {
+            "t": d["time_days"],
+            "e": d["event"],
+            "no_prior": (~d["prior_allo_sct"].astype(bool)).astype(float),
+        }
+    )
     cph = CoxPHFitter().fit(data, "t", "e")  # Efron ties, as cartrial
     rows = hr[(hr["Endpoint"] == "OS") & (hr["Subgroup"] == "Prior allogeneic SCT")]
     ref, other = rows.iloc[0], rows.iloc[1]
     assert (ref["Level"], ref["HR (95% CI)"]) == ("Yes", "1 (reference)")
     s = cph.summary.loc["no_prior"]
-    expect = (f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–"
-              f"{s['exp(coef) upper 95%']:.2f})")
+    expect = f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–{s['exp(coef) upper 95%']:.2f})"
     assert other["HR (95% CI)"] == expect
     assert float(other["p"]) == pytest.approx(s["p"], abs=0.0011)
     assert int(other["N"]) == int(data["no_prior"].sum())
@@ -377,21 +421,35 @@ def test_adverse_event_table_matches_a_recount(built, infused) -> None:
     ae = ae[ae["grade"] > 0]
     # patients still under observation on day 30: known alive (or dying) on/after day 30
     ev, ob = cohort.events, cohort.observations
-    last = pd.concat([ev[["patient_id", "day"]],
-                      ae.assign(day=ae["resolution_day"].fillna(ae["onset_day"]))[
-                          ["patient_id", "day"]],
-                      ob[["patient_id", "day"]]]).groupby("patient_id")["day"].max()
+    last = (
+        pd.concat(
+            [
+                ev[["patient_id", "day"]],
+                ae.assign(day=ae["resolution_day"].fillna(ae["onset_day"]))[["patient_id", "day"]],
+                ob[["patient_id", "day"]],
+            ]
+        )
+        .groupby("patient_id")["day"]
+        .max()
+    )
     observed30 = set(last[last >= 30].index) & set(infused["patient_id"])
     aet = table(out, "adverse_events")
     windows = {
         "Any time": (ae, len(infused)),
         "< 30 d": (ae[ae["onset_day"] < 30], len(infused)),
-        "≥ 30 d": (ae[(ae["onset_day"] >= 30) & ae["patient_id"].isin(observed30)],
-                   len(observed30)),
+        "≥ 30 d": (
+            ae[(ae["onset_day"] >= 30) & ae["patient_id"].isin(observed30)],
+            len(observed30),
+        ),
     }
     assert list(pd.unique(aet["Window"])) == ["< 30 d", "≥ 30 d", "Any time"]
-    names = {"CRS": "Cytokine release syndrome", "ICANS": "ICANS (neurotoxicity)",
-             "aGVHD": "Acute GVHD", "infection": "Infection", "neutropenia": "Neutropenia"}
+    names = {
+        "CRS": "Cytokine release syndrome",
+        "ICANS": "ICANS (neurotoxicity)",
+        "aGVHD": "Acute GVHD",
+        "infection": "Infection",
+        "neutropenia": "Neutropenia",
+    }
     for wname, (sub, n) in windows.items():
         rows = aet[(aet["Window"] == wname) & (aet["Group"] == "Overall")].set_index("Term")
         assert (rows["N"].astype(int) == n).all()
@@ -408,10 +466,13 @@ def test_adverse_event_table_matches_a_recount(built, infused) -> None:
         assert n_of(rows.loc["Any adverse event", "Grade 5"]) == int((any_ae == 5).sum())
     # order: any AE, CRS, ICANS, then by the number of patients (any time) descending
     terms = aet[(aet["Window"] == "Any time") & (aet["Group"] == "Overall")]["Term"].tolist()
-    assert terms[:3] == ["Any adverse event", "Cytokine release syndrome",
-                         "ICANS (neurotoxicity)"]
-    counts = [n_of(c) for c in aet[(aet["Window"] == "Any time") & (aet["Group"] == "Overall")]
-              ["Any grade"].iloc[3:]]
+    assert terms[:3] == ["Any adverse event", "Cytokine release syndrome", "ICANS (neurotoxicity)"]
+    counts = [
+        n_of(c)
+        for c in aet[(aet["Window"] == "Any time") & (aet["Group"] == "Overall")]["Any grade"].iloc[
+            3:
+        ]
+    ]
     assert counts == sorted(counts, reverse=True)
 
 
@@ -460,8 +521,11 @@ def test_patient_flow_counts_match_a_recount(built, infused) -> None:
     assert flow["enrolled"] == int(p["enrolled"].astype(bool).sum())
     assert flow["infused"] == len(infused)
     pops = {x["code"]: x for x in flow["populations"]}
-    not_infused = int((p["enrolled"].astype(bool) & ~p["infused"].astype("boolean")
-                       .fillna(False).astype(bool)).sum())
+    not_infused = int(
+        (
+            p["enrolled"].astype(bool) & ~p["infused"].astype("boolean").fillna(False).astype(bool)
+        ).sum()
+    )
     assert pops["SAF"]["excluded"] == not_infused
     if not_infused:
         assert "not infused" in pops["SAF"]["reasons"]
@@ -477,11 +541,13 @@ def test_patient_flow_counts_match_a_recount(built, infused) -> None:
     assert branches["CR/CRi, consolidation SCT"]["n"] == len(complete & cons)
     assert branches["Response, no consolidation SCT"]["n"] == len(responders - cons)
     dead = set(cohort.events.loc[cohort.events["event"] == "death", "patient_id"])
-    assert sum(b["outcome"]["died"] for b in flow["branches"]) == len(dead & set(infused[
-        "patient_id"]))
+    assert sum(b["outcome"]["died"] for b in flow["branches"]) == len(
+        dead & set(infused["patient_id"])
+    )
     lost = set(cohort.events.loc[cohort.events["event"] == "lost_to_followup", "patient_id"])
     assert sum(b["outcome"]["lost to follow-up"] for b in flow["branches"]) == len(
-        (lost - dead) & set(infused["patient_id"]))
+        (lost - dead) & set(infused["patient_id"])
+    )
     pop_tab = table(built[2], "populations").set_index("Code")
     assert int(pop_tab.loc["SAF", "n"]) == len(infused)
 
@@ -494,15 +560,20 @@ def test_swimmer_lanes_and_markers(built, infused) -> None:
     assert lanes["lane"].is_unique
     ev = cohort.events[cohort.events["patient_id"].isin(infused["patient_id"])]
     os_ = report.endpoints[report.endpoints["endpoint"] == "OS"].set_index("patient_id")
-    assert np.allclose(lanes.set_index("patient_id")["end_days"].sort_index(),
-                       os_["time_days"].sort_index())
+    assert np.allclose(
+        lanes.set_index("patient_id")["end_days"].sort_index(), os_["time_days"].sort_index()
+    )
     mk = drawn.info["markers"]
     assert (mk["kind"] == "death").sum() == (ev["event"] == "death").sum()
     assert (mk["kind"] == "SCT").sum() == ev[ev["event"] == "sct"]["patient_id"].nunique()
     assert (mk["kind"] == "new therapy").sum() == ev[ev["event"] == "new_therapy"][
-        "patient_id"].nunique()
-    first_rel = (ev[ev["event"].isin(["relapse", "progression"])].sort_values("day")
-                 .drop_duplicates("patient_id"))
+        "patient_id"
+    ].nunique()
+    first_rel = (
+        ev[ev["event"].isin(["relapse", "progression"])]
+        .sort_values("day")
+        .drop_duplicates("patient_id")
+    )
     assert (mk["kind"] == "relapse CD7−").sum() == (first_rel["cd7_status"] == "negative").sum()
     assert (mk["kind"] == "relapse CD7+").sum() == (first_rel["cd7_status"] == "positive").sum()
     alive_followed = set(ev.loc[ev["event"] == "last_contact", "patient_id"])
@@ -511,7 +582,8 @@ def test_swimmer_lanes_and_markers(built, infused) -> None:
     groups = lanes.sort_values("lane")["group"].tolist()
     assert groups == sorted(groups, key=lambda g: g != "Consolidation SCT")
     assert set(lanes.loc[lanes["group"] == "Consolidation SCT", "patient_id"]) == (
-        consolidation_ids(cohort) & set(infused["patient_id"]))
+        consolidation_ids(cohort) & set(infused["patient_id"])
+    )
     for _, g in lanes.sort_values("lane").groupby("group"):
         assert (np.diff(g["end"].to_numpy()) <= 0).all()
 
@@ -528,7 +600,8 @@ def test_rerun_with_written_settings_gives_identical_tables(built) -> None:
         path = out.parent / "again.csv"
         write_csv(t.df, path, again.synthetic)
         assert path.read_text(encoding="utf-8") == (out / "tables" / f"{t.name}.csv").read_text(
-            encoding="utf-8"), t.name
+            encoding="utf-8"
+        ), t.name
 
 
 # ------------------------------------------------------------------------------ issue 10
@@ -545,24 +618,25 @@ def test_pfs_by_consolidation_sct_naive_landmark_and_time_dependent(built, infus
     cons = consolidation_ids(cohort)
     ev = cohort.events
     sct_day = ev[ev["event"] == "sct"].groupby("patient_id")["day"].min()
-    d = report.endpoints[(report.endpoints["endpoint"] == "PFS")
-                         & report.endpoints["patient_id"].isin(cr)].set_index("patient_id")
+    d = report.endpoints[
+        (report.endpoints["endpoint"] == "PFS") & report.endpoints["patient_id"].isin(cr)
+    ].set_index("patient_id")
     x = pd.Series([sct_day[p] if p in cons else np.nan for p in d.index], index=d.index)
     t, e = d["time_days"].astype(float), d["event"].astype(int)
     naive = tab.index[0]
     assert naive.startswith("Naive") and "immortal" in naive
-    assert tab.loc[naive, "Patients (events)"].startswith(f"{len(d)} ({e.sum()}); SCT "
-                                                          f"{x.notna().sum()}")
+    assert tab.loc[naive, "Patients (events)"].startswith(
+        f"{len(d)} ({e.sum()}); SCT {x.notna().sum()}"
+    )
     # landmark at the median SCT day among the transplanted (during follow-up)
     L = float(np.median(x[x.notna() & (x <= t)]))
     lm_name = f"Landmark at day {L:g}"
     keep = t > L
-    ld = pd.DataFrame({"t": t[keep] - L, "e": e[keep],
-                       "x": (x[keep] <= L).astype(float)})
+    ld = pd.DataFrame({"t": t[keep] - L, "e": e[keep], "x": (x[keep] <= L).astype(float)})
     s = CoxPHFitter().fit(ld, "t", "e").summary.loc["x"]
     assert tab.loc[lm_name, "HR (95% CI)"] == (
-        f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–"
-        f"{s['exp(coef) upper 95%']:.2f})")
+        f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–{s['exp(coef) upper 95%']:.2f})"
+    )
     assert tab.loc[lm_name, "Patients (events)"].startswith(f"{keep.sum()} ({ld['e'].sum()})")
     # time-dependent Cox: split at the SCT day (no SCT on an event day in this cohort)
     rows = []
@@ -573,13 +647,14 @@ def test_pfs_by_consolidation_sct_naive_landmark_and_time_dependent(built, infus
             rows.append((pid, 0.0, x[pid], 0, 0))
             rows.append((pid, x[pid], t[pid], e[pid], 1))
     cp = pd.DataFrame(rows, columns=["id", "start", "stop", "e", "sct"])
-    ctv = CoxTimeVaryingFitter().fit(cp, id_col="id", event_col="e", start_col="start",
-                                     stop_col="stop")
+    ctv = CoxTimeVaryingFitter().fit(
+        cp, id_col="id", event_col="e", start_col="start", stop_col="stop"
+    )
     s = ctv.summary.loc["sct"]
     td = [i for i in tab.index if i.startswith("Time-dependent Cox")][0]
     assert tab.loc[td, "HR (95% CI)"] == (
-        f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–"
-        f"{s['exp(coef) upper 95%']:.2f})")
+        f"{s['exp(coef)']:.2f} ({s['exp(coef) lower 95%']:.2f}–{s['exp(coef) upper 95%']:.2f})"
+    )
     assert "Mantel–Byar test" in tab.index
     fg = [i for i in tab.index if i.startswith("Fine–Gray")][0]
     assert "cumulative incidence of relapse" in tab.loc[fg, "What it compares"]
@@ -623,20 +698,27 @@ def test_spaghetti_above_the_limit_is_a_seeded_sample_stated_in_the_caption(buil
     assert f"random sample of 10 of the {len(ids)} patients" in drawn[0].caption
     ax = drawn[0].fig.axes[0]
     assert ax.get_title(loc="left").endswith(f"random sample of 10 of {len(ids)} patients")
-    segs = [len(c.get_segments()) for ax in drawn[0].fig.axes for c in ax.collections
-            if isinstance(c, LineCollection)]
+    segs = [
+        len(c.get_segments())
+        for ax in drawn[0].fig.axes
+        for c in ax.collections
+        if isinstance(c, LineCollection)
+    ]
     assert 0 < sum(segs) <= 10  # one line per sampled patient with quantifiable values
 
 
 def test_synthetic_cohort_without_pre_infusion_labs_states_why_no_risk_scores(built) -> None:
     cohort, report, out = built
     obs = cohort.observations
-    pre = obs[(obs["day"] < 0) & obs["analyte"].isin(["anc", "hemoglobin", "platelets",
-                                                      "crp", "ferritin", "ldh"])]
+    pre = obs[
+        (obs["day"] < 0)
+        & obs["analyte"].isin(["anc", "hemoglobin", "platelets", "crp", "ferritin", "ldh"])
+    ]
     if not pre.empty:  # the simulator may one day write pre-infusion labs
         assert "risk_scores" in {t.name for t in report.tables}
         return
     notes = [n for s, n in report.section_notes if s == "risk"]
     assert len(notes) == 1 and "before infusion" in notes[0]
     assert "Pre-infusion risk scores are not shown" in (out / "index.html").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )

@@ -65,8 +65,10 @@ def test_os_by_sct_logrank_matches_lifelines(out: Path, tan2023_rows) -> None:
     sub = sub[(sub["Endpoint"] == "OS") & sub["Subgroup"].str.startswith("Consolidation SCT")]
     assert "naive" in sub["Subgroup"].iloc[0]
     assert sub["Log-rank p"].iloc[0] == f"{p:.3f}"
-    assert dict(zip(sub["Level"], sub["N"], strict=True)) == {"Yes": str(yes.sum()),
-                                                              "No": str((~yes).sum())}
+    assert dict(zip(sub["Level"], sub["N"], strict=True)) == {
+        "Yes": str(yes.sum()),
+        "No": str((~yes).sum()),
+    }
     assert (out / "figures" / "km_os_by_sct_consolidation.png").exists()
 
 
@@ -75,14 +77,17 @@ def test_grade3_infections_by_window_and_sct(out: Path, tan2023_rows) -> None:
     ae = table(out, "adverse_events")
     late = ae[(ae["Window"] == "≥ 30 d") & (ae["Term"] == "Infection")]
     no_sct = late[late["Group"] == "Consolidation SCT: No"].iloc[0]
-    followed = rows[(rows["sct_consolidation"] == "no")
-                    & (rows["followup_months"].astype(float) * 30.4375 >= 30)]
+    followed = rows[
+        (rows["sct_consolidation"] == "no")
+        & (rows["followup_months"].astype(float) * 30.4375 >= 30)
+    ]
     infected = followed[followed["infection_grade3plus"] == "yes"]
     assert no_sct["N"] == str(len(followed)) == "12"
     assert no_sct["Grade ≥3"].startswith(f"{len(infected)} (") and len(infected) == 5
     anytime = ae[(ae["Window"] == "Any time") & (ae["Group"] == "Overall")].set_index("Term")
     assert anytime.loc["Cytokine release syndrome", "Grade ≥3"].startswith(
-        f"{(rows['crs_grade3plus'] == 'yes').sum()} (")
+        f"{(rows['crs_grade3plus'] == 'yes').sum()} ("
+    )
     assert "Grade 1–2" not in ae.columns  # a wide table records grade ≥ 3 only
 
 
@@ -95,8 +100,10 @@ def test_table1_shows_what_the_paper_shows(out: Path, tan2023_rows) -> None:
     overall = "Overall (n=20)"
     emd = t1[t1["Characteristic"] == "Extramedullary disease"].set_index("Level")[overall]
     has = rows["extramedullary_disease"].str.lower() != "no"
-    assert dict(emd) == {"Yes": f"{has.sum()} ({100 * has.mean():.1f}%)",
-                         "No": f"{(~has).sum()} ({100 * (~has).mean():.1f}%)"}
+    assert dict(emd) == {
+        "Yes": f"{has.sum()} ({100 * has.mean():.1f}%)",
+        "No": f"{(~has).sum()} ({100 * (~has).mean():.1f}%)",
+    }
     blasts = t1[t1["Characteristic"] == "Marrow blasts (morphology), %"]
     assert blasts["Level"].tolist() == ["median (range)"]
     # 11 of 20 are "<5": the median (10th/11th values) and the minimum fall below 5
@@ -108,7 +115,8 @@ def test_table1_shows_what_the_paper_shows(out: Path, tan2023_rows) -> None:
     src = t1[t1["Characteristic"] == "CAR-T product source"].set_index("Level")[overall]
     assert src["New donor"].startswith(f"{(rows['cart_source'] == 'new_donor').sum()} (")
     assert src["Donor of prior SCT"].startswith(
-        f"{(rows['cart_source'] == 'prior_sct_donor').sum()} (")
+        f"{(rows['cart_source'] == 'prior_sct_donor').sum()} ("
+    )
     prior = t1[t1["Characteristic"] == "Prior lines of therapy"].set_index("Level")[overall]
     assert prior["Missing"] == str((rows["prior_therapies"] == "").sum())
     text = " ".join(t1["Characteristic"]) + " " + " ".join(t1["Level"])
@@ -128,8 +136,9 @@ def test_relapses_and_losses_reach_the_flow_and_the_swimmer(tan2023_rows) -> Non
     dead = rows["os_event"] == "1"
     relapsed = rows["status_at_last_followup"] == "relapse"
     lost = rows["status_at_last_followup"] == "lost_to_followup"
-    total = {k: sum(b["outcome"][k] for b in flow["branches"])
-             for k in flow["branches"][0]["outcome"]}
+    total = {
+        k: sum(b["outcome"][k] for b in flow["branches"]) for k in flow["branches"][0]["outcome"]
+    }
     assert total["died"] == dead.sum()
     assert total["alive after relapse"] == (relapsed & ~dead).sum() == 1
     assert total["lost to follow-up"] == (lost & ~dead).sum() == 3

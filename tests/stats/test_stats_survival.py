@@ -111,15 +111,9 @@ def test_tan2023_os_figures_reproduced():
 
 
 def tan2023_csv() -> Path:
-    """shared/data/tan2023_table1.csv beside the checkout, else the package's bundled copy."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "shared" / "data" / "tan2023_table1.csv").is_file():
-            return parent / "shared" / "data" / "tan2023_table1.csv"
-    bundled = here.parents[2] / "src" / "cartrial" / "examples" / "data" / "tan2023.csv"
-    if bundled.is_file():
-        return bundled
-    pytest.skip("Tan 2023 table not found (shared/data or the bundled example)")
+    """The team's transcription of Tan 2023 Table 1 (tests/data; the package bundles the same
+    table as the ``tan2023`` example)."""
+    return Path(__file__).resolve().parents[1] / "data" / "tan2023_table1.csv"
 
 
 # --------------------------------------------------------------------------- lifelines

@@ -40,12 +40,43 @@ def server(tmp_path):
     port = _free_port()
     db = tmp_path / "browser.sqlite"
     env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD, "CARTRIAL_NEW_PASSWORD": PASSWORD}
-    subprocess.run([sys.executable, "-m", "cartrial", "db", "add-user", "nurse", "--role",
-                    "data_entry", "--site", "SITE1", "--db", str(db)], env=env, check=True,
-                   capture_output=True, timeout=120)
-    proc = subprocess.Popen([sys.executable, "-m", "cartrial", "serve", "--db", str(db),
-                             "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cartrial",
+            "db",
+            "add-user",
+            "nurse",
+            "--role",
+            "data_entry",
+            "--site",
+            "SITE1",
+            "--db",
+            str(db),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cartrial",
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -62,9 +93,12 @@ def server(tmp_path):
 
 def _admin_api(base: str, method: str, path: str, body: dict) -> dict:
     auth = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method=method,
-                                 headers={"Authorization": f"Basic {auth}",
-                                          "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -72,11 +106,18 @@ def _admin_api(base: str, method: str, path: str, body: dict) -> dict:
 def test_browser_flow(server):
     from playwright.sync_api import expect, sync_playwright
 
-    _admin_api(server, "POST", "/api/users", {"username": "stats", "password": PASSWORD,
-                                              "role": "statistician"})
+    _admin_api(
+        server,
+        "POST",
+        "/api/users",
+        {"username": "stats", "password": PASSWORD, "role": "statistician"},
+    )
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
         page = browser.new_page()
         page.set_default_timeout(20000)
         page.goto(server + "/login")
@@ -138,11 +179,18 @@ def test_browser_monitoring_cycle(server):
     from playwright.sync_api import expect, sync_playwright
 
     for name, role, site in (("mon1", "monitor", None), ("pi1", "investigator", "SITE1")):
-        _admin_api(server, "POST", "/api/users", {"username": name, "password": PASSWORD,
-                                                  "role": role, "site": site})
+        _admin_api(
+            server,
+            "POST",
+            "/api/users",
+            {"username": name, "password": PASSWORD, "role": role, "site": site},
+        )
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu"],
+        )
         page = browser.new_page()
         page.set_default_timeout(20000)
 
@@ -199,9 +247,15 @@ def test_browser_monitoring_cycle(server):
         expect(page.locator("#add-events")).to_have_count(0)
         expect(page.locator("#observations tbody tr")).to_have_count(1)
         # the form is gone, but a hand-made POST from the nurse's session is refused too
-        r = page.request.post(server + "/patients/MON-1/records/events", form={
-            "csrf_token": page.locator("input[name=csrf_token]").first.get_attribute("value"),
-            "day": "9", "event": "relapse", "reason": "please accept"})
+        r = page.request.post(
+            server + "/patients/MON-1/records/events",
+            form={
+                "csrf_token": page.locator("input[name=csrf_token]").first.get_attribute("value"),
+                "day": "9",
+                "event": "relapse",
+                "reason": "please accept",
+            },
+        )
         assert r.status == 409 and "locked" in r.text()
         page.goto(server + "/patients/MON-1")
         expect(page.locator("#events tbody tr")).to_have_count(0)

@@ -26,8 +26,18 @@ from cartrial.store.cohort_io import import_cohort, read_cohort
 def synthetic(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "cohort"
     subprocess.run(
-        [sys.executable, "-m", "cartrial", "simulate", "--patients", "30", "--seed", "5",
-         "-o", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "cartrial",
+            "simulate",
+            "--patients",
+            "30",
+            "--seed",
+            "5",
+            "-o",
+            str(out),
+        ],
         check=True,
         capture_output=True,
     )

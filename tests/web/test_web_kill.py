@@ -43,8 +43,13 @@ KILL_AT = textwrap.dedent(
 
 
 def _statements(script: Path, url: str) -> int:
-    r = subprocess.run([sys.executable, str(script), url, "0"], capture_output=True, text=True,
-                       timeout=120, check=True)
+    r = subprocess.run(
+        [sys.executable, str(script), url, "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return int(r.stdout.strip())
 
 
@@ -64,16 +69,17 @@ def test_migration_killed_at_every_step_is_all_or_nothing(db_url, tmp_path):
     steps = range(1, total + 1) if db_url.startswith("sqlite") else range(1, total + 1, 4)
     for n in steps:
         url = urls[n]
-        r = subprocess.run([sys.executable, str(script), url, str(n)], capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, str(script), url, str(n)], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == -signal.SIGKILL, (n, r.stderr[-500:])
         eng = make_engine(url)
         with eng.connect() as conn:
             tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
             revision = current_revision(eng)
-        assert (revision is None and not tables) or revision == "0003", (n, revision, tables)
+        assert (revision is None and not tables) or revision == "0004", (n, revision, tables)
         upgrade(eng)
-        assert current_revision(eng) == "0003"
+        assert current_revision(eng) == "0004"
         eng.dispose()
         if not db_url.startswith("sqlite"):
             _reset_pg(db_url)
@@ -94,12 +100,18 @@ def test_half_created_database_gives_a_clear_message(tmp_path):
     import sqlite3
 
     con = sqlite3.connect(path)
-    con.executescript("CREATE TABLE audit_log (id INTEGER PRIMARY KEY);"
-                      "CREATE TABLE sites (code TEXT PRIMARY KEY);"
-                      "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);")
+    con.executescript(
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE sites (code TEXT PRIMARY KEY);"
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);"
+    )
     con.close()
-    r = subprocess.run([sys.executable, "-m", "cartrial", "db", "upgrade", "--db", str(path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cartrial", "db", "upgrade", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "half-created" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
@@ -115,11 +127,18 @@ def _free_port() -> int:
 
 def _serve(db: str, tmp_path: Path, **env_extra: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = {**os.environ, "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
-           "CARTRIAL_SECRET_FILE": str(tmp_path / "secret"), **env_extra}
-    proc = subprocess.Popen([sys.executable, "-m", "cartrial", "serve", "--db", db, "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
+        "CARTRIAL_SECRET_FILE": str(tmp_path / "secret"),
+        **env_extra,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cartrial", "serve", "--db", db, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -133,11 +152,15 @@ def _serve(db: str, tmp_path: Path, **env_extra: str) -> tuple[subprocess.Popen,
     pytest.fail("server did not start")
 
 
-def _call(base: str, method: str, path: str, body: dict | None = None,
-          timeout: float = 30) -> tuple[int, dict]:
-    req = urllib.request.Request(base + path, method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={**basic("admin"), "Content-Type": "application/json"})
+def _call(
+    base: str, method: str, path: str, body: dict | None = None, timeout: float = 30
+) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={**basic("admin"), "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, json.loads(r.read() or b"{}")
@@ -152,8 +175,7 @@ def test_server_killed_mid_burst_keeps_every_acknowledged_write(db_url, tmp_path
     requests in flight; the audit chain is intact."""
     proc, base = _serve(db_url, tmp_path)
     try:
-        assert _call(base, "POST", "/api/patients", {"patient_id": "K1", "site": None})[0] \
-            == 201
+        assert _call(base, "POST", "/api/patients", {"patient_id": "K1", "site": None})[0] == 201
         acked: list[int] = []
         sent = [0]
         lock = threading.Lock()
@@ -166,9 +188,13 @@ def test_server_killed_mid_burst_keeps_every_acknowledged_write(db_url, tmp_path
                 with lock:
                     sent[0] += 1
                 try:
-                    status, body = _call(base, "POST", "/api/patients/K1/events",
-                                         {"day": i * 10000 + k, "event": "last_contact"},
-                                         timeout=10)
+                    status, body = _call(
+                        base,
+                        "POST",
+                        "/api/patients/K1/events",
+                        {"day": i * 4000 + k, "event": "last_contact"},
+                        timeout=10,
+                    )
                 except (OSError, ValueError):
                     return
                 if status == 201:
@@ -237,9 +263,11 @@ def _jobs(engine, tmp_path, mode: str):
     tmp_path.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "fake_report.py"
     script.write_text(FAKE_REPORT)
-    return ReportJobs(engine, tmp_path / "reports",
-                      command=lambda src, out: [sys.executable, str(script), str(src),
-                                                str(out), mode])
+    return ReportJobs(
+        engine,
+        tmp_path / "reports",
+        command=lambda src, out: [sys.executable, str(script), str(src), str(out), mode],
+    )
 
 
 def _wait(job, states=("done", "failed", "stopped"), limit=120.0):
@@ -259,8 +287,9 @@ def test_report_job_progress_cache_and_downloads(env, tmp_path):
         add_patient(c, "entryA", "A1", "A")
         add_patient(c, "entryA", "A2", "A")
         token = login(c, "stat")
-        assert c.post("/report", data={"csrf_token": token}, follow_redirects=False) \
-            .status_code == 303
+        assert (
+            c.post("/report", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+        )
         version, job = jobs.current()
         _wait(job)
         assert job.status == "done", job.error
@@ -271,8 +300,7 @@ def test_report_job_progress_cache_and_downloads(env, tmp_path):
         r = c.get(f"/report/files/{version}/index.html")
         assert r.status_code == 200 and "report of 2 patients" in r.text
         r = c.get(f"/report/files/{version}/report.pdf")
-        assert r.content.startswith(b"%PDF") and "attachment" in r.headers[
-            "content-disposition"]
+        assert r.content.startswith(b"%PDF") and "attachment" in r.headers["content-disposition"]
         assert c.get(f"/report/files/{version}/../../etc/passwd").status_code == 404
         # same data: the cached job; changed data: a new version
         assert jobs.start() is job
@@ -325,18 +353,22 @@ def test_sigterm_stops_the_server_during_overlapping_reports(db_url, tmp_path):
 
         page = opener.open(base + "/login", timeout=30).read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({"username": "admin", "password": PASSWORD,
-                                       "csrf_token": token}).encode()
+        data = urllib.parse.urlencode(
+            {"username": "admin", "password": PASSWORD, "csrf_token": token}
+        ).encode()
         opener.open(base + "/login", data=data, timeout=30)
         page = opener.open(base + "/report", timeout=30).read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         for _ in range(3):  # overlapping requests join one job per data version
-            opener.open(base + "/report", data=urllib.parse.urlencode(
-                {"csrf_token": token}).encode(), timeout=30)
+            opener.open(
+                base + "/report",
+                data=urllib.parse.urlencode({"csrf_token": token}).encode(),
+                timeout=30,
+            )
         status = ""
         for _ in range(600):
             status = opener.open(base + "/report", timeout=30).read().decode()
-            if 'id="report-status">running' in status or "report-status\">failed" in status:
+            if 'id="report-status">running' in status or 'report-status">failed' in status:
                 break
             time.sleep(0.1)
         assert _call(base, "GET", "/api/patients")[0] == 200  # still answering
@@ -355,8 +387,7 @@ def test_sigterm_stops_the_server_during_overlapping_reports(db_url, tmp_path):
 
 
 def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True)
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(x) for x in out.stdout.split()]
 
 

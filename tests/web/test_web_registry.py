@@ -19,9 +19,9 @@ def test_api_schema_and_limits_come_from_the_registry(env):
         assert set(BEDSIDE_FORM) <= set(props)
         flow = FIELDS["o2_flow_l_min"]
         assert flow.hi == 80
-        ok = c.post("/api/patients/A1/assessments", json={"day": 2, "o2_flow_l_min": 80},
-                    headers=h)
+        ok = c.post("/api/patients/A1/assessments", json={"day": 2, "o2_flow_l_min": 80}, headers=h)
         assert ok.status_code == 201, ok.text
-        bad = c.post("/api/patients/A1/assessments", json={"day": 3, "o2_flow_l_min": 80.5},
-                     headers=h)
+        bad = c.post(
+            "/api/patients/A1/assessments", json={"day": 3, "o2_flow_l_min": 80.5}, headers=h
+        )
         assert bad.status_code == 422 and "o2_flow_l_min" in bad.text

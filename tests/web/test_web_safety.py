@@ -55,8 +55,13 @@ def test_canonical_cache_is_not_fooled_by_reused_addresses():
         del voc  # freed at once by reference counting: the next dict may reuse its address
 
 
-PAIRS = [(a, u, alias) for a, (_al, units) in vocab.ANALYTES.items() if units
-         for u in sorted(units) for alias in (u, *vocab.UNIT_ALIASES.get(u, ())[:2])]
+PAIRS = [
+    (a, u, alias)
+    for a, (_al, units) in vocab.ANALYTES.items()
+    if units
+    for u in sorted(units)
+    for alias in (u, *vocab.UNIT_ALIASES.get(u, ())[:2])
+]
 
 
 def test_every_valid_lab_value_is_accepted(env):
@@ -66,23 +71,33 @@ def test_every_valid_lab_value_is_accepted(env):
     with TestClient(app) as c:
         add_patient(c, "entryA", "A1", "A")
         h = basic("entryA")
-        for analyte, value, unit in (("crp", 12, "mg/L"), ("cart_flow", 55, "cells/µL"),
-                                     ("temperature", 38.9, "°C"), ("anc", 0.3, "×10⁹/L")):
-            r = c.post("/api/patients/A1/observations",
-                       json={"day": 3, "analyte": analyte, "value": value, "unit": unit},
-                       headers=h)
+        for analyte, value, unit in (
+            ("crp", 12, "mg/L"),
+            ("cart_flow", 55, "cells/µL"),
+            ("temperature", 38.9, "°C"),
+            ("anc", 0.3, "×10⁹/L"),
+        ):
+            r = c.post(
+                "/api/patients/A1/observations",
+                json={"day": 3, "analyte": analyte, "value": value, "unit": unit},
+                headers=h,
+            )
             assert r.status_code == 201, (analyte, unit, r.text)
         for analyte, unit, spelled in PAIRS:
-            r = c.post("/api/patients/A1/observations",
-                       json={"day": 5, "analyte": analyte, "value": 1, "unit": spelled},
-                       headers=h)
+            r = c.post(
+                "/api/patients/A1/observations",
+                json={"day": 5, "analyte": analyte, "value": 1, "unit": spelled},
+                headers=h,
+            )
             assert r.status_code == 201, (analyte, spelled, r.text)
             assert r.json()["unit"] == unit
         # the form too
         token = login(c, "entryA")
-        r = c.post("/patients/A1/records/observations",
-                   data={"csrf_token": token, "day": "4", "analyte": "crp", "value": "12",
-                         "unit": "mg/L"}, follow_redirects=False)
+        r = c.post(
+            "/patients/A1/records/observations",
+            data={"csrf_token": token, "day": "4", "analyte": "crp", "value": "12", "unit": "mg/L"},
+            follow_redirects=False,
+        )
         assert r.status_code == 303, r.text
     assert count(engine, Observation) == 4 + len(PAIRS) + 1
     assert read_cohort(engine).observations.shape[0] == 4 + len(PAIRS) + 1
@@ -96,51 +111,78 @@ def test_free_text_is_refused_and_the_database_stays_a_valid_cohort(env, tmp_pat
     with TestClient(app) as c:
         add_patient(c, "entryA", "A1", "A")
         token = login(c, "entryA")
-        r = c.post("/patients/A1/records/observations",
-                   data={"csrf_token": token, "day": "2", "analyte": "oxygen",
-                         "value": "a bit of oxygen"})
+        r = c.post(
+            "/patients/A1/records/observations",
+            data={"csrf_token": token, "day": "2", "analyte": "oxygen", "value": "a bit of oxygen"},
+        )
         assert r.status_code == 422 and 'id="err-value">for oxygen, expected one of' in r.text
         # a known alias is stored as the vocabulary's word, never as typed
         for typed in ("nasal cannula", "High flow"):
-            r = c.post("/patients/A1/records/observations",
-                       data={"csrf_token": token, "day": "2", "analyte": "oxygen",
-                             "value": typed}, follow_redirects=False)
+            r = c.post(
+                "/patients/A1/records/observations",
+                data={"csrf_token": token, "day": "2", "analyte": "oxygen", "value": typed},
+                follow_redirects=False,
+            )
             assert r.status_code == 303
         h = basic("entryA")
         big = "x" * (10 * 1024 * 1024)
-        r = c.post("/api/patients/A1/observations",
-                   json={"day": 2, "analyte": "consciousness", "value": big}, headers=h)
+        r = c.post(
+            "/api/patients/A1/observations",
+            json={"day": 2, "analyte": "consciousness", "value": big},
+            headers=h,
+        )
         assert r.status_code == 413
-        r = c.post("/api/patients/A1/observations",
-                   json={"day": 2, "analyte": "consciousness", "value": "x" * 5000}, headers=h)
+        r = c.post(
+            "/api/patients/A1/observations",
+            json={"day": 2, "analyte": "consciousness", "value": "x" * 5000},
+            headers=h,
+        )
         assert r.status_code == 422
-        r = c.post("/api/patients/A1/adverse_events",
-                   json={"term": "CRS", "onset_day": 2, "grade": 2, "organ": "y" * 5000},
-                   headers=h)
+        r = c.post(
+            "/api/patients/A1/adverse_events",
+            json={"term": "CRS", "onset_day": 2, "grade": 2, "organ": "y" * 5000},
+            headers=h,
+        )
         assert r.status_code == 422 and "organ" in r.json()["errors"]
-        r = c.patch("/api/patients/A1", json={"version": 1, "diagnosis": "T-ALL\x00"},
-                    headers=h)
+        r = c.patch("/api/patients/A1", json={"version": 1, "diagnosis": "T-ALL\x00"}, headers=h)
         assert r.status_code == 422
     with engine.connect() as conn:
         words = conn.scalars(select(Observation.value_text)).all()
     assert words == ["low_flow", "high_flow"]
     read_cohort(engine)  # the whole database reads back as a valid cohort
-    r = subprocess.run([sys.executable, "-m", "cartrial", "db", "export",
-                        str(tmp_path / "out"), "--db", str(engine.url.render_as_string(
-                            hide_password=False))], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cartrial",
+            "db",
+            "export",
+            str(tmp_path / "out"),
+            "--db",
+            str(engine.url.render_as_string(hide_password=False)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
 
 
 ANALYTE_NAMES = sorted(vocab.ANALYTES)
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(analyte=st.sampled_from(ANALYTE_NAMES) | st.text(max_size=12),
-       value=st.text(max_size=30) | st.floats(allow_nan=False, allow_infinity=False)
-       | st.integers(-5, 10**6),
-       unit=st.none() | st.sampled_from(sorted(vocab.UNIT_ALIASES)) | st.text(max_size=10))
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    analyte=st.sampled_from(ANALYTE_NAMES) | st.text(max_size=12),
+    value=st.text(max_size=30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-5, 10**6),
+    unit=st.none() | st.sampled_from(sorted(vocab.UNIT_ALIASES)) | st.text(max_size=10),
+)
 def test_whatever_the_api_accepts_reads_back_as_a_cohort(fuzz_obs, analyte, value, unit):
     """Property: any observation the API stores keeps the database a valid cohort."""
     engine, app = fuzz_obs
@@ -174,26 +216,42 @@ def test_locked_record_refuses_data_entry_even_with_a_reason(env):
     engine, app = env
     with TestClient(app) as c:
         add_patient(c, "entryA", "A1", "A")
-        ev = c.post("/api/patients/A1/events", json={"day": 28, "event": "response",
-                                                     "response": "CR"},
-                    headers=basic("entryA")).json()
+        ev = c.post(
+            "/api/patients/A1/events",
+            json={"day": 28, "event": "response", "response": "CR"},
+            headers=basic("entryA"),
+        ).json()
         assert c.post("/api/patients/A1/lock", headers=basic("mon")).status_code == 200
         token = login(c, "entryA")
-        r = c.post("/patients/A1/records/events",
-                   data={"csrf_token": token, "day": "60", "event": "relapse",
-                         "reason": "anything at all"})
+        r = c.post(
+            "/patients/A1/records/events",
+            data={
+                "csrf_token": token,
+                "day": "60",
+                "event": "relapse",
+                "reason": "anything at all",
+            },
+        )
         assert r.status_code == 409 and "locked" in r.text
         ev = c.get(f"/api/events/{ev['id']}", headers=basic("entryA")).json()
-        r = c.request("DELETE", f"/api/events/{ev['id']}",
-                      json={"version": ev["version"], "reason": "duplicate"},
-                      headers=basic("entryA"))
+        r = c.request(
+            "DELETE",
+            f"/api/events/{ev['id']}",
+            json={"version": ev["version"], "reason": "duplicate"},
+            headers=basic("entryA"),
+        )
         assert r.status_code == 409
-        r = c.patch("/api/patients/A1", json={"version": 2, "age_years": 31, "reason": "typo"},
-                    headers=basic("entryA"))
+        r = c.patch(
+            "/api/patients/A1",
+            json={"version": 2, "age_years": 31, "reason": "typo"},
+            headers=basic("entryA"),
+        )
         assert r.status_code == 409
-        r = c.post("/api/patients/A1/assessments", json={"day": 3, "temperature_c": 38.5,
-                                                         "reason": "late entry"},
-                   headers=basic("entryA"))
+        r = c.post(
+            "/api/patients/A1/assessments",
+            json={"day": 3, "temperature_c": 38.5, "reason": "late entry"},
+            headers=basic("entryA"),
+        )
         assert r.status_code in (409, 400)  # 400 only while the grading layer is absent
     assert count(engine, Event) == 1
     with engine.connect() as conn:
@@ -204,15 +262,26 @@ def test_implausible_dates_and_assessments_after_death_refused(env):
     engine, app = env
     with TestClient(app) as c:
         for day in ("1850-03-01", "2099-01-01"):
-            r = c.post("/api/patients", json={"patient_id": "A9", "site": "A",
-                                              "infusion_date": day}, headers=basic("entryA"))
+            r = c.post(
+                "/api/patients",
+                json={"patient_id": "A9", "site": "A", "infusion_date": day},
+                headers=basic("entryA"),
+            )
             assert r.status_code == 422 and "plausible" in r.json()["errors"]["infusion_date"]
         add_patient(c, "entryA", "A1", "A", infusion_date=str(dt.date.today()))
-        assert c.post("/api/patients/A1/events", json={"day": 40, "event": "death",
-                                                       "cause": "relapse"},
-                      headers=basic("entryA")).status_code == 201
-        r = c.post("/api/patients/A1/assessments", json={"day": 41, "temperature_c": 38.0},
-                   headers=basic("entryA"))
+        assert (
+            c.post(
+                "/api/patients/A1/events",
+                json={"day": 40, "event": "death", "cause": "relapse"},
+                headers=basic("entryA"),
+            ).status_code
+            == 201
+        )
+        r = c.post(
+            "/api/patients/A1/assessments",
+            json={"day": 41, "temperature_c": 38.0},
+            headers=basic("entryA"),
+        )
         assert r.status_code == 422 and "death" in r.json()["errors"]["day"]
     assert count(engine, Patient) == 1
 
@@ -230,20 +299,29 @@ def test_logout_revokes_a_copied_cookie_and_idle_sessions_end(env):
         c.post("/logout", data={"csrf_token": token})
     with TestClient(app, cookies={"cartrial_session": stolen}) as thief:
         assert thief.get("/patients", follow_redirects=False).status_code == 303
-        r = thief.post("/api/patients/A1/events", json={"day": 5, "event": "relapse"},
-                       headers={"X-CSRF-Token": api_token})
+        r = thief.post(
+            "/api/patients/A1/events",
+            json={"day": 5, "event": "relapse"},
+            headers={"X-CSRF-Token": api_token},
+        )
         assert r.status_code == 401
     with TestClient(app) as c:
         login(c, "entryA")
         assert c.get("/patients", follow_redirects=False).status_code == 200
         with engine.begin() as conn:  # 31 minutes without a request
-            conn.execute(update(WebSession).values(
-                last_seen=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31)))
+            conn.execute(
+                update(WebSession).values(
+                    last_seen=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31)
+                )
+            )
         assert c.get("/patients", follow_redirects=False).status_code == 303
         login(c, "entryA")
         with engine.begin() as conn:  # active all along, but logged in 9 hours ago
-            conn.execute(update(WebSession).values(
-                created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=9)))
+            conn.execute(
+                update(WebSession).values(
+                    created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=9)
+                )
+            )
         assert c.get("/patients", follow_redirects=False).status_code == 303
     assert count(engine, Event) == 0
 
@@ -255,8 +333,11 @@ def test_secret_outside_the_database_and_private_files(env, tmp_path):
     assert "session_secret" not in keys
     with TestClient(app) as c:
         token = csrf_of(c.get("/login").text)
-        r = c.post("/login", data={"username": "mon", "password": PASSWORD,
-                                   "csrf_token": token}, follow_redirects=False)
+        r = c.post(
+            "/login",
+            data={"username": "mon", "password": PASSWORD, "csrf_token": token},
+            follow_redirects=False,
+        )
         cookie = r.headers["set-cookie"].lower()
         assert "max-age" not in cookie and "expires" not in cookie  # a browser-session cookie
     assert stat.S_IMODE(os.stat(tmp_path / "secret").st_mode) == 0o600
@@ -291,8 +372,15 @@ def test_existing_world_readable_sqlite_file_is_tightened(tmp_path):
 
 
 def test_password_policy():
-    for weak in ("password", "password1234", "Passw0rd!2024", "qwertyqwerty", "aaaaaaaaaaaaaa",
-                 "123456789012", "entryAentryA99"):
+    for weak in (
+        "password",
+        "password1234",
+        "Passw0rd!2024",
+        "qwertyqwerty",
+        "aaaaaaaaaaaaaa",
+        "123456789012",
+        "entryAentryA99",
+    ):
         assert password_problem(weak, "entryA") is not None, weak
     for good in (PASSWORD, "violet staple lantern", "Tq7#vL2m!pX9"):
         assert password_problem(good, "entryA") is None, good
@@ -303,27 +391,39 @@ def test_wrong_passwords_lock_the_account_and_log_ins_are_audited(env):
     with TestClient(app) as c:
         token = csrf_of(c.get("/login").text)
         for _ in range(5):
-            r = c.post("/login", data={"username": "entryA", "password": "wrong-guess-123",
-                                       "csrf_token": token})
+            r = c.post(
+                "/login",
+                data={"username": "entryA", "password": "wrong-guess-123", "csrf_token": token},
+            )
             assert r.status_code == 401
-        r = c.post("/login", data={"username": "entryA", "password": PASSWORD,
-                                   "csrf_token": token}, follow_redirects=False)
+        r = c.post(
+            "/login",
+            data={"username": "entryA", "password": PASSWORD, "csrf_token": token},
+            follow_redirects=False,
+        )
         assert r.status_code == 429 and "too many failed log-ins" in r.text
         assert c.get("/api/session", headers=basic("entryA")).status_code == 429
         # another account from the same address still logs in
         login(c, "mon")
-        r = c.post("/api/users", json={"username": "weak", "password": "password",
-                                       "role": "monitor"}, headers=basic("admin"))
+        r = c.post(
+            "/api/users",
+            json={"username": "weak", "password": "password", "role": "monitor"},
+            headers=basic("admin"),
+        )
         assert r.status_code == 422 and "12 characters" in r.json()["detail"]
     with engine.connect() as conn:
-        events = conn.execute(select(AuditEntry.username, AuditEntry.action)
-                              .where(AuditEntry.table_name == "login")
-                              .order_by(AuditEntry.id)).all()
+        events = conn.execute(
+            select(AuditEntry.username, AuditEntry.action)
+            .where(AuditEntry.table_name == "login")
+            .order_by(AuditEntry.id)
+        ).all()
     assert events[:7] == [("entryA", "login_failed")] * 5 + [("entryA", "login_refused")] * 2
     assert ("mon", "login") in events
     with engine.connect() as conn:
-        assert conn.scalar(select(AuditEntry.at).where(AuditEntry.action == "login_failed")) \
-            .tzinfo is not None  # audit timestamps are time-zone aware on SQLite too
+        assert (
+            conn.scalar(select(AuditEntry.at).where(AuditEntry.action == "login_failed")).tzinfo
+            is not None
+        )  # audit timestamps are time-zone aware on SQLite too
 
 
 def test_failures_from_one_address_throttle_every_account(env, monkeypatch):
@@ -334,10 +434,11 @@ def test_failures_from_one_address_throttle_every_account(env, monkeypatch):
     with TestClient(app) as c:
         token = csrf_of(c.get("/login").text)
         for name in ("entryA", "entryB", "stat", "nobody"):
-            c.post("/login", data={"username": name, "password": "wrong-guess-123",
-                                   "csrf_token": token})
-        r = c.post("/login", data={"username": "mon", "password": PASSWORD,
-                                   "csrf_token": token})
+            c.post(
+                "/login",
+                data={"username": name, "password": "wrong-guess-123", "csrf_token": token},
+            )
+        r = c.post("/login", data={"username": "mon", "password": PASSWORD, "csrf_token": token})
         assert r.status_code == 429
 
 
@@ -374,8 +475,12 @@ def test_audit_chain_detects_edits_removals_and_truncation(engine):
     _some_history(engine)
     assert _verify(engine).ok and _verify(engine).entries == 4
     url = engine.url.render_as_string(hide_password=False)
-    r = subprocess.run([sys.executable, "-m", "cartrial", "db", "verify-audit", "--db", url],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cartrial", "db", "verify-audit", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "intact: 4 entries" in r.stdout
     with engine.begin() as conn:  # what an attacker with the database can do
         if engine.dialect.name == "sqlite":
@@ -395,8 +500,12 @@ def test_audit_chain_detects_edits_removals_and_truncation(engine):
         conn.execute(text("DELETE FROM audit_log"))  # TRUNCATE on PostgreSQL does the same
     found = _verify(engine)
     assert any("chain head records 4 entries" in p for p in found.problems)
-    r = subprocess.run([sys.executable, "-m", "cartrial", "db", "verify-audit", "--db", url],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cartrial", "db", "verify-audit", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "TAMPERED" in r.stdout
 
 
@@ -458,9 +567,13 @@ def test_postgres_app_role_cannot_truncate_or_disable_triggers(pg_url):
     try:
         _some_history(app_engine)  # the app works under the role, chain included
         assert _verify(app_engine).ok
-        for sql in ("TRUNCATE audit_log", "ALTER TABLE audit_log DISABLE TRIGGER ALL",
-                    "DROP TRIGGER audit_log_append_only ON audit_log",
-                    "UPDATE audit_log SET username = 'x'", "DELETE FROM audit_log"):
+        for sql in (
+            "TRUNCATE audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+            "DROP TRIGGER audit_log_append_only ON audit_log",
+            "UPDATE audit_log SET username = 'x'",
+            "DELETE FROM audit_log",
+        ):
             with pytest.raises(Exception, match="permission denied|must be owner|append-only"):
                 with app_engine.begin() as conn:
                     conn.execute(text(sql))
@@ -493,16 +606,21 @@ def test_audit_check_page(env):
 def test_usernames_are_plain_and_pages_escape(env):
     engine, app = env
     with TestClient(app) as c:
-        r = c.post("/api/users", json={"username": "<img src=x onerror=alert(1)>",
-                                       "password": "violet staple lantern",
-                                       "role": "monitor"}, headers=basic("admin"))
+        r = c.post(
+            "/api/users",
+            json={
+                "username": "<img src=x onerror=alert(1)>",
+                "password": "violet staple lantern",
+                "role": "monitor",
+            },
+            headers=basic("admin"),
+        )
         assert r.status_code == 422 and "user name" in r.json()["detail"]
     with pytest.raises(ValueError, match="user name"):
         with session_factory(engine)() as s:
             create_user(s, "a b", "violet staple lantern", "monitor")
     with engine.begin() as conn:  # a name written around the app still comes out escaped
-        conn.execute(update(User).where(User.username == "mon")
-                     .values(username="<b>mon</b>"))
+        conn.execute(update(User).where(User.username == "mon").values(username="<b>mon</b>"))
     with TestClient(app) as c:
         login(c, "<b>mon</b>")
         page = c.get("/whoami").text
@@ -516,14 +634,23 @@ def test_one_rule_for_site_codes(db_url, monkeypatch, tmp_path):
     try:
         with TestClient(app) as c:
             token = login(c, "entryA")
-            r = c.post("/patients", data={"csrf_token": token, "patient_id": "CA-001",
-                                          "site": "Centre A"}, follow_redirects=False)
+            r = c.post(
+                "/patients",
+                data={"csrf_token": token, "patient_id": "CA-001", "site": "Centre A"},
+                follow_redirects=False,
+            )
             assert r.status_code == 303, r.text
-            r = c.post("/api/patients", json={"patient_id": "CB-001", "site": "Centre B"},
-                       headers=basic("admin"))
+            r = c.post(
+                "/api/patients",
+                json={"patient_id": "CB-001", "site": "Centre B"},
+                headers=basic("admin"),
+            )
             assert r.status_code == 201
-            r = c.post("/api/patients", json={"patient_id": "X1", "site": "<Centre>"},
-                       headers=basic("admin"))
+            r = c.post(
+                "/api/patients",
+                json={"patient_id": "X1", "site": "<Centre>"},
+                headers=basic("admin"),
+            )
             assert r.status_code == 422 and "site code" in r.json()["errors"]["site"]
         assert count(engine, Patient) == 2
     finally:
@@ -555,8 +682,12 @@ def test_error_pages_headers_and_docs(env):
         assert "Cannot do that" in r.text
         r = c.post("/login", data={"username": "x", "password": "y"})
         assert r.status_code == 403 and "text/html" in r.headers["content-type"]
-        for h in ("content-security-policy", "x-frame-options", "x-content-type-options",
-                  "referrer-policy"):
+        for h in (
+            "content-security-policy",
+            "x-frame-options",
+            "x-content-type-options",
+            "referrer-policy",
+        ):
             assert h in r.headers
         assert r.headers["x-frame-options"] == "DENY"
         assert c.get("/docs", follow_redirects=False).status_code == 303  # log-in first
@@ -565,8 +696,7 @@ def test_error_pages_headers_and_docs(env):
         assert r.status_code == 422
         r = c.get(f"/api/events/{2**31 - 1}", headers=basic("entryA"))
         assert r.status_code == 404
-        r = c.patch("/api/patients/A1", json={"version": 1, "site": "NOPE"},
-                    headers=basic("admin"))
+        r = c.patch("/api/patients/A1", json={"version": 1, "site": "NOPE"}, headers=basic("admin"))
         assert r.status_code in (409, 422) and r.status_code != 500
         login(c, "entryA")
         docs = c.get("/docs")
@@ -575,13 +705,19 @@ def test_error_pages_headers_and_docs(env):
 
 
 def test_bad_database_url_is_one_line(tmp_path):
-    for db in ("postgresql+psycopg://nobody@127.0.0.1:1/none", "mysql://x/y",
-               str(tmp_path / "no" / "such" / "dir.sqlite")):
-        r = subprocess.run([sys.executable, "-m", "cartrial", "db", "upgrade", "--db", db],
-                           capture_output=True, text=True, timeout=120)
+    for db in (
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "mysql://x/y",
+        str(tmp_path / "no" / "such" / "dir.sqlite"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "cartrial", "db", "upgrade", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2
-        assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, \
-            r.stderr
+        assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "Traceback" not in r.stderr
 
 
@@ -596,20 +732,27 @@ def test_patient_ids_with_a_slash_can_be_opened(env):
     cohort = cohort_from_frames(
         pd.DataFrame({"patient_id": ["CHN/007", "CHN 8"], "site": ["A", "A"]}),
         pd.DataFrame({"patient_id": ["CHN/007"], "day": ["30"], "event": ["relapse"]}),
-        empty_table("adverse_events"), empty_table("observations"), source="test")
+        empty_table("adverse_events"),
+        empty_table("observations"),
+        source="test",
+    )
     import_cohort(engine, cohort)
     with TestClient(app) as c:
-        assert c.get("/api/patients/CHN/007", headers=basic("entryA")).json()["patient_id"] \
+        assert (
+            c.get("/api/patients/CHN/007", headers=basic("entryA")).json()["patient_id"]
             == "CHN/007"
+        )
         assert len(c.get("/api/patients/CHN/007/events", headers=basic("entryA")).json()) == 1
         token = login(c, "entryA")
         listing = c.get("/patients").text
         assert 'href="/patients/CHN/007"' in listing and 'href="/patients/CHN%208"' in listing
         page = c.get("/patients/CHN/007")
         assert page.status_code == 200 and "Patient CHN/007" in page.text
-        r = c.post("/patients/CHN/007/records/events",
-                   data={"csrf_token": token, "day": "10", "event": "last contact"},
-                   follow_redirects=False)
+        r = c.post(
+            "/patients/CHN/007/records/events",
+            data={"csrf_token": token, "day": "10", "event": "last contact"},
+            follow_redirects=False,
+        )
         assert r.status_code == 303 and r.headers["location"] == "/patients/CHN/007"
         assert c.get("/patients/CHN%208").status_code == 200
     assert count(engine, Event, Event.patient_id == "CHN/007") == 2

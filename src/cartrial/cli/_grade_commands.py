@@ -99,6 +99,17 @@ CTCAE_FIELDS = (
     "headache",
     "rash_bsa_pct",
     "rash_symptoms",
+    "sodium_mmol_l",
+    "potassium_mmol_l",
+    "calcium_corrected_mg_dl",
+    "calcium_ionized_mmol_l",
+    "magnesium_mg_dl",
+    "glucose_mmol_l",
+    "symptomatic",
+    "intervention_indicated",
+    "phosphate_replacement",
+    "seizure_ctcae",
+    "encephalopathy",
 )
 IECHS_FIELDS = (
     "ferritin_ng_ml",
@@ -113,6 +124,17 @@ IECHS_FIELDS = (
     "coagulopathy",
     "iechs_attributable",
     "iechs_other_cause",
+    "iechs_immunosuppression",
+    "fibrinogen_replacement",
+    "bleeding_transfusion",
+    "aki_new",
+    "hospitalization_indicated",
+    "bleeding_life_threatening",
+    "vasopressors",
+    "vasopressin",
+    "oxygen",
+    "dialysis",
+    "death",
     "iechs_grade",
 )
 HEMATOTOX_FIELDS = ("anc", "hemoglobin_g_dl", "platelets", "crp_mg_l", "ferritin_ng_ml")
@@ -122,7 +144,7 @@ EASIX_FIELDS = ("ldh_u_l", "creatinine_mg_dl", "crp_mg_l", "platelets")
 class JsonErrorsCommand(TyperCommand):
     """A command whose usage errors (unknown flag, bad number) are JSON with --json."""
 
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+    def parse_args(self, ctx, args):
         self._json = "--json" in args
         try:
             return super().parse_args(ctx, args)
@@ -130,14 +152,14 @@ class JsonErrorsCommand(TyperCommand):
             self._json_error(ctx, exc)
             raise
 
-    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except Exception as exc:  # a flag value of the wrong type
             self._json_error(ctx, exc)
             raise
 
-    def _json_error(self, ctx, exc: Exception) -> None:  # type: ignore[no-untyped-def]
+    def _json_error(self, ctx, exc: Exception) -> None:
         if not getattr(self, "_json", False) or not hasattr(exc, "format_message"):
             return
         if getattr(exc, "exit_code", 2) != 2:
@@ -470,7 +492,8 @@ _register(
     "CTCAE v5.0 grade of a term (cytopenias, anaemia, febrile neutropenia, infection, "
     "sepsis, lung infection, ALT/AST/bilirubin/creatinine increased, fibrinogen "
     "decreased, fever, hypotension, hypoxia, diarrhoea, nausea, vomiting, headache, rash "
-    "maculo-papular).",
+    "maculo-papular, hypo/hypernatraemia, hypo/hyperkalaemia, hypocalcaemia, "
+    "hypophosphataemia, hypomagnesaemia, hypoglycaemia, seizure, encephalopathy).",
     _ctcae,
     [
         _param("lln", _LIMITS, None),
@@ -491,7 +514,8 @@ _register(
 _register(
     "iechs",
     IECHS_FIELDS,
-    "IEC-HS identification and grade (Hines 2023, ASTCT).",
+    "IEC-HS identification and grade from the interventions and consequences of the ASTCT "
+    "consensus grading table (Hines 2023); also 'cartrial grade iec-hs'.",
     _iechs,
     [_param("uln", _LIMITS, None), _param("ranges", _RANGES, None)],
 )

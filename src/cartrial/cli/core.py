@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 
@@ -178,13 +178,15 @@ def km(
     ] = "bands",
 ) -> None:
     """Kaplan–Meier estimate for one endpoint: median and landmark survival with CIs."""
+    from cartrial.cohort.units import DAYS_PER_MONTH
     from cartrial.endpoints import derive_endpoints
     from cartrial.stats import kaplan_meier
+    from cartrial.stats.survival import CIMethod, ConfType
 
-    if conf_type not in ("plain", "log", "log-log"):
+    if conf_type not in get_args(ConfType):
         typer.echo(f"--conf-type: found {conf_type!r}; expected plain, log or log-log", err=True)
         raise typer.Exit(2)
-    if ci_method not in ("bands", "brookmeyer-crowley"):
+    if ci_method not in get_args(CIMethod):
         typer.echo(
             f"--ci-method: found {ci_method!r}; expected bands or brookmeyer-crowley", err=True
         )
@@ -199,9 +201,11 @@ def km(
             err=True,
         )
         raise typer.Exit(2)
-    months = rows["time_days"].to_numpy(dtype=float) / 30.4375
-    fit = kaplan_meier(months, rows["event"].to_numpy(dtype=int), conf_type=conf_type)
-    med, lo, hi = fit.median(ci_method=ci_method)
+    months = rows["time_days"].to_numpy(dtype=float) / DAYS_PER_MONTH
+    fit = kaplan_meier(
+        months, rows["event"].to_numpy(dtype=int), conf_type=cast(ConfType, conf_type)
+    )
+    med, lo, hi = fit.median(ci_method=cast(CIMethod, ci_method))
     typer.echo(
         f"{endpoint.upper()}: {int(rows['event'].sum())} events / {len(rows)} patients "
         f"(CI transform {conf_type}, Greenwood; median CI rule {ci_method})"

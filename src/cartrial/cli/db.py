@@ -9,9 +9,11 @@ from pathlib import Path
 
 import typer
 
-DB_HELP = ("Database: a SQLite file path or a URL such as "
-           "postgresql+psycopg://postgres@127.0.0.1:5432/trial "
-           "(default: $CARTRIAL_DB or ./cartrial.sqlite).")
+DB_HELP = (
+    "Database: a SQLite file path or a URL such as "
+    "postgresql+psycopg://postgres@127.0.0.1:5432/trial "
+    "(default: $CARTRIAL_DB or ./cartrial.sqlite)."
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -38,30 +40,57 @@ def _open(db: str | None, migrate: bool = True):
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise _fail(f"cannot open the database: {first}") from None
     except (SQLAlchemyError, ImportError) as exc:
-        raise _fail(f"cannot open the database: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0]}") from None
+        raise _fail(
+            f"cannot open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
     return engine
 
 
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and the ``db`` command group to the main app."""
-    db_app = typer.Typer(help="The trial database: migrate, import, export.",
-                         no_args_is_help=True)
+    db_app = typer.Typer(help="The trial database: migrate, import, export.", no_args_is_help=True)
 
     @app.command("serve")
     def serve(
         db: str = typer.Option(None, "--db", help=DB_HELP),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", help="Port to listen on."),
-        workers: int = typer.Option(1, "--workers", min=1, max=16,
-                                    help="Server processes (use the cores; report jobs and "
-                                    "their cache are per process)."),
+        workers: int = typer.Option(
+            1,
+            "--workers",
+            min=1,
+            max=16,
+            help="Server processes (use the cores; finished "
+            "reports are cached on disk and shared).",
+        ),
+        log_level: str = typer.Option(
+            "warning",
+            "--log-level",
+            help="debug, info, warning or error: log-in failures, "
+            "server errors and slow requests go to stderr.",
+        ),
+        slow_ms: int = typer.Option(
+            1000, "--slow-ms", min=1, help="Log requests slower than this (milliseconds)."
+        ),
+        threads: int = typer.Option(
+            16, "--threads", min=1, max=200, help="Request handler threads per process."
+        ),
     ) -> None:
         """Run the web app (upgrades the database first; creates the admin on first run)."""
+        import os
+
         import uvicorn
 
+        if log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise _fail(f"--log-level {log_level!r}: expected debug, info, warning or error")
+        log_level = log_level.lower()
+        os.environ["CARTRIAL_LOG_LEVEL"] = log_level
+        os.environ["CARTRIAL_SLOW_MS"] = str(slow_ms)
+        os.environ["CARTRIAL_THREADS"] = str(threads)
         from cartrial.store.database import DatabaseError, resolve_url
-        from cartrial.web.app import create_app
+        from cartrial.web.app import configure_logging, create_app
+
+        configure_logging(log_level)
 
         engine = _open(db)
         try:
@@ -76,16 +105,22 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"Serving on http://{host}:{port}/")
         # uvicorn stops on SIGTERM/SIGINT: in-flight requests finish, report jobs are ended
         if workers == 1:
-            uvicorn.run(app_, host=host, port=port, log_level="warning",
-                        timeout_graceful_shutdown=10)
+            uvicorn.run(
+                app_, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10
+            )
             return
-        import os
-
         app_.state.cartrial.reports.shutdown()
         engine.dispose()
         os.environ["CARTRIAL_DB"] = resolve_url(db)
-        uvicorn.run("cartrial.web.app:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", timeout_graceful_shutdown=10)
+        uvicorn.run(
+            "cartrial.web.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            timeout_graceful_shutdown=10,
+        )
 
     @db_app.command("upgrade")
     def upgrade_cmd(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
@@ -149,7 +184,8 @@ def register(app: typer.Typer) -> None:
         from cartrial.store.users import create_user
 
         password = os.environ.get("CARTRIAL_NEW_PASSWORD") or typer.prompt(
-            "Password", hide_input=True, confirmation_prompt=True)
+            "Password", hide_input=True, confirmation_prompt=True
+        )
         engine = _open(db)
         with session_factory(engine)() as s:
             s.info["user"] = "cli"
@@ -165,13 +201,34 @@ def register(app: typer.Typer) -> None:
     def verify_audit(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
         """Check the audit trail's hash chain and append-only triggers (exit 1 if tampered)."""
         from cartrial.store.chain import verify
+        from cartrial.store.database import KeyMissing
 
         engine = _open(db, migrate=False)
         with engine.connect() as conn:
-            result = verify(conn)
+            try:
+                result = verify(conn)
+            except KeyMissing as exc:
+                typer.echo(f"cannot verify the audit trail: {exc}", err=True)
+                raise typer.Exit(2) from None
         typer.echo(result.summary())
         for problem in result.problems[5:]:
             typer.echo(f"  - {problem}")
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @db_app.command("seal-audit")
+    def seal_audit(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Key-tag the head of an audit chain written before keyed chains (after checking
+        its unkeyed part): later entries are HMAC-keyed and the old ones stay checked."""
+        from cartrial.store.chain import seal, verify
+
+        engine = _open(db, migrate=False)
+        with engine.begin() as conn:
+            sealed = seal(conn, force=True)
+            result = verify(conn)
+        if sealed:
+            typer.echo("sealed: the audit chain's head now carries the key tag")
+        typer.echo(result.summary())
         if not result.ok:
             raise typer.Exit(1)
 

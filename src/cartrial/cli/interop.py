@@ -79,7 +79,7 @@ def import_redcap(
 ) -> None:
     """Convert a REDCap export to a validated cohort folder (or draft its mapping)."""
     from cartrial.cohort import CohortError, write_cohort
-    from cartrial.io.redcap_map import find_export_files, read_redcap
+    from cartrial.io.redcap.mapping import find_export_files, read_redcap
 
     found = find_export_files(folder) if folder.is_dir() else {}
     if draft_mapping is not None:
@@ -103,7 +103,7 @@ def import_redcap(
         raise typer.Exit(1)
     try:
         if odm is not None:
-            from cartrial.io.redcap_odm import read_redcap_odm
+            from cartrial.io.redcap.odm import read_redcap_odm
 
             cohort = read_redcap_odm(
                 odm,
@@ -114,6 +114,7 @@ def import_redcap(
                 project_info or found.get("project_info"),
             )
         else:
+            assert rec is not None  # without records, odm was set above
             cohort = read_redcap(
                 rec,
                 dictionary or found.get("dictionary"),
@@ -158,7 +159,7 @@ def _draft(
         read_project_info,
         read_repeating,
     )
-    from cartrial.io.redcap_draft import draft_mapping
+    from cartrial.io.redcap.draft import draft_mapping
 
     if target.exists():
         typer.echo(f"{target} exists; not overwritten", err=True)
@@ -190,7 +191,7 @@ def redcap_template(
     """Copy the CD7 CAR-T REDCap project template (dictionary, events, repeating, mapping)."""
     import shutil
 
-    from cartrial.io.redcap_map import TEMPLATE_FILES
+    from cartrial.io.redcap.mapping import TEMPLATE_FILES
 
     folder.mkdir(parents=True, exist_ok=True)
     for path in TEMPLATE_FILES.values():

@@ -12,7 +12,9 @@ import hashlib
 import os
 import re
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,9 +28,25 @@ from cartrial.cohort.model import (
     empty_table,
     identifier_columns,
 )
-from cartrial.cohort.parse import distinct
-from cartrial.cohort.tables import cross_table_rules, parse_table
+from cartrial.cohort.parse import (
+    column_text,
+    distinct,
+    is_number_column,
+    positional,
+    value_cells,
+)
+from cartrial.cohort.tables import (
+    NUMBER_COLUMNS,
+    columns_frame,
+    cross_table_rules,
+    parse_table,
+    text_columns,
+    typed_numbers,
+)
 from cartrial.cohort.wide import is_wide, wide_to_tables
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "data"
 #: study-day origin of a patient never infused (screen failure, died before infusion): this
@@ -48,7 +66,7 @@ def bundled_example(name: str) -> Path | None:
     return None
 
 
-def _read_csv_text(path: Path, columnar: bool = False) -> pd.DataFrame:
+def _read_csv_text(path: Path, columnar: bool = False, table: str | None = None) -> pd.DataFrame:
     """A CSV as text cells plus ``source_row`` (its line number; blank lines dropped).
 
     ``columnar``: read with pyarrow's multithreaded CSV reader into dictionary-encoded
@@ -62,7 +80,7 @@ def _read_csv_text(path: Path, columnar: bool = False) -> pd.DataFrame:
     fall back to the pandas path, whose error messages are part of the contract.
     """
     if columnar:
-        df = _read_csv_arrow(path)
+        df = _read_csv_arrow(path, table)
         if df is not None:
             return df
     try:
@@ -111,14 +129,15 @@ def _read_csv_text(path: Path, columnar: bool = False) -> pd.DataFrame:
     return df[~blank].reset_index(drop=True)
 
 
-def _read_csv_arrow(path: Path) -> pd.DataFrame | None:
+def _read_csv_arrow(path: Path, table: str | None = None) -> pd.DataFrame | None:
     """pyarrow read of a well-formed CSV as dictionary-encoded text, or None to fall back.
 
     Blank lines are kept as empty records (``ignore_empty_lines=False``), so record
-    numbers, hence ``source_row``, are those of the pandas reader."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+    numbers, hence ``source_row``, are those of the pandas reader. With ``table``, its
+    numeric columns (``day``, ``lloq`` …, not an observation's ``value``, which may hold a
+    word) are read as numbers first: a column that holds anything but plain numbers
+    within their bounds (``tables.typed_numbers``) is read again as text, so every
+    problem still shows the cell as written."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
@@ -129,45 +148,88 @@ def _read_csv_arrow(path: Path) -> pd.DataFrame | None:
         return None  # duplicates: the pandas path reports them
     if "" in names:
         return None  # unnamed columns: the pandas path names them "Unnamed: n"
+    numbers = {
+        h: n
+        for h, n in zip(header, names, strict=True)
+        if table is not None and n in NUMBER_COLUMNS.get(table, ())
+    }
+    while True:
+        table_ = _arrow_csv(path, header, set(numbers))
+        if table_ is None and numbers:
+            numbers = {}  # a cell that is no plain number: read every column as text
+            continue
+        if table_ is None:
+            return None
+        # a row is blank when every text cell is blank and every number cell empty
+        blank = np.ones(table_.num_rows, dtype=bool)
+        for h in numbers:
+            blank &= table_.column(h).is_null().to_numpy(zero_copy_only=False)
+        # one pandas block per column, Arrow buffers released as they are converted
+        df = table_.to_pandas(split_blocks=True, self_destruct=True)
+        del table_
+        df.columns = names
+        failed = {
+            h for h, n in numbers.items() if table is None or typed_numbers(table, n, df[n]) is None
+        }
+        if not failed:
+            break
+        numbers = {h: n for h, n in numbers.items() if h not in failed}
+        del df
+    df["source_row"] = np.arange(2, len(df) + 2)
+    for col in names:
+        if not blank.any():
+            return df
+        if col in numbers.values():
+            continue
+        codes, cells = distinct(df[col])
+        blank &= (cells.str.strip() == "").to_numpy()[codes]
+    if not blank.any():
+        return df
+    return df[~blank].reset_index(drop=True)
+
+
+def _arrow_csv(path: Path, header: list[str], numbers: set[str]) -> pa.Table | None:
+    """The CSV read by pyarrow: ``numbers`` as float64 (an empty cell missing), every
+    other column as dictionary-encoded text; None when pyarrow cannot read it so."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     text = pa.dictionary(pa.int32(), pa.string())
     try:
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={h: text for h in header},
+                column_types={h: pa.float64() if h in numbers else text for h in header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
-                null_values=[],
+                null_values=[""],  # text is never null; an empty number cell is missing
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
-        return None  # ragged rows, invalid UTF-8 …: the pandas path names the problem
-    df = table.to_pandas()
-    df.columns = names
-    df["source_row"] = np.arange(2, len(df) + 2)
-    blank = np.ones(len(df), dtype=bool)
-    for col in names:
-        codes, cells = distinct(df[col])
-        blank &= (cells.str.strip() == "").to_numpy()[codes]
-    return df[~blank].reset_index(drop=True)
+        return None  # ragged rows, invalid UTF-8, a word in a number column …
 
 
 def _hash_files(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in sorted(paths, key=lambda q: q.name):
         h.update(p.name.encode())
-        h.update(p.read_bytes())
+        with open(p, "rb") as fh:  # in blocks: a 10⁷-row file is never held whole
+            while block := fh.read(1 << 24):
+                h.update(block)
     return h.hexdigest()
 
 
-def _read_parquet_text(path: Path) -> pd.DataFrame:
-    """A Parquet table as text cells, like a CSV (rows numbered as a CSV of it would be).
+def _read_parquet_text(path: Path, name: str) -> pd.DataFrame:
+    """A Parquet table as cells, like a CSV (rows numbered as a CSV of it would be).
 
     Parquet columns are typed, but a file written by another tool may hold anything, so
-    every cell goes through the same checks as a CSV cell; only distinct values are
-    formatted and parsed (text columns stay dictionary-encoded end to end)."""
+    every cell goes through the same checks as a CSV cell. Text, dates and booleans come
+    as text (only distinct values formatted; dictionary-encoded end to end); the numeric
+    columns of the format stay numbers, checked as numbers by ``cohort.tables`` and
+    rendered as text only when a check fails (so a problem shows the cell as a CSV of
+    the table would)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -180,7 +242,9 @@ def _read_parquet_text(path: Path) -> pd.DataFrame:
             [Problem(str(path), None, None, None, f"a readable Parquet file ({exc})")], str(path)
         ) from exc
     types = {pa.bool_(): pd.BooleanDtype(), pa.int64(): pd.Int64Dtype()}
-    df = table.to_pandas(types_mapper=types.get)
+    # one pandas block per column, Arrow buffers released as they are converted
+    df = table.to_pandas(types_mapper=types.get, split_blocks=True, self_destruct=True)
+    del table
     df.columns = [str(c).strip() for c in df.columns]
     dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dupes:
@@ -192,39 +256,48 @@ def _read_parquet_text(path: Path) -> pd.DataFrame:
         )
     df = df.drop(columns=[c for c in ("source_file", "source_row") if c in df.columns])
     words = df.pop("value_text") if "value_text" in df.columns else None
-    text = _frame_to_text(df)
-    if words is not None and "value" in text.columns:
-        # a word (oxygen device …) stands in the value cell, as in a CSV; only the
-        # distinct numbers and words are formatted
-        number = text["value"].cat
-        w_codes, w_cats = pd.factorize(words.astype(object), use_na_sentinel=True)
-        cats = np.append(number.categories.to_numpy(dtype=object), w_cats.astype(object))
-        codes = np.where(w_codes >= 0, w_codes + len(number.categories), number.codes)
-        fold, distinct_cats = pd.factorize(cats)
-        text["value"] = pd.Categorical.from_codes(
-            fold[codes], categories=pd.Index(distinct_cats, dtype=object)
-        )
-    return text
+    numeric = [
+        c
+        for c in df.columns
+        if COLUMNS[name].get(c) in ("float", "Int64") and is_number_column(df[c])
+    ]
+    cells: dict[str, object] = {}
+    for c in df.columns:
+        col = positional(df[c])
+        if c not in numeric:
+            cells[c] = _column_text(col)
+        elif col.dtype == np.float64:
+            cells[c] = col.to_numpy()
+        else:
+            cells[c] = col.to_numpy(dtype=float, na_value=np.nan)
+    if words is not None and "value" in cells:
+        if "value" in numeric:  # kept apart, typed together (``tables._observation_values``)
+            cells["value_text"] = positional(words)
+        else:  # a word (oxygen device …) stands in the value cell, as in a CSV
+            cells["value"] = value_cells(df["value"], words)
+    cells["source_row"] = np.arange(2, len(df) + 2)
+    return columns_frame(cells, pd.RangeIndex(len(df)))
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """The table files of a cohort folder by table: Parquet when ``patients.parquet`` is
+    there, else CSV."""
+    suffix = ".parquet" if (folder / "patients.parquet").exists() else ".csv"
+    files = {name: folder / f"{name}{suffix}" for name in TABLES}
+    return {name: path for name, path in files.items() if path.exists()}
 
 
 def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[Path]]:
     raws: dict[str, pd.DataFrame] = {}
     labels: dict[str, str] = {}
-    paths = []
-    if (folder / "patients.parquet").exists():
-        for name in TABLES:
-            path = folder / f"{name}.parquet"
-            if path.exists():
-                raws[name] = _read_parquet_text(path)
-                labels[name] = str(path)
-                paths.append(path)
-        return raws, labels, paths
-    for name in TABLES:
-        path = folder / f"{name}.csv"
-        if path.exists():
-            raws[name] = _read_csv_text(path, columnar=True)
-            labels[name] = str(path)
-            paths.append(path)
+    files = _folder_files(folder)
+    for name, path in files.items():
+        if path.suffix == ".parquet":
+            raws[name] = _read_parquet_text(path, name)
+        else:
+            raws[name] = _read_csv_text(path, columnar=True, table=name)
+        labels[name] = str(path)
+    paths = list(files.values())
     if "patients" not in raws:
         raise CohortError(
             [
@@ -297,6 +370,7 @@ def _type_tables(
     tables: dict[str, pd.DataFrame] = {}
     patients, probs = parse_table("patients", raws["patients"], labels["patients"])
     problems += probs
+    patients = text_columns(patients)
     tables["patients"] = patients
     infusion = patients.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
     infusion_dates = infusion.set_index("patient_id")["infusion_date"]
@@ -312,6 +386,8 @@ def _type_tables(
         else:
             tables[name] = empty_table(name)
     problems += cross_table_rules(tables)
+    if not problems:  # text columns stay dictionary-encoded until every check has run
+        tables = {name: text_columns(df) for name, df in tables.items()}
     return tables, problems
 
 
@@ -319,7 +395,7 @@ def _build(
     raws: dict[str, pd.DataFrame],
     labels: dict[str, str],
     source: str,
-    sha: str,
+    sha: str | Future[str],
     not_infused_origin: str | None = NOT_INFUSED_ORIGIN,
     identifiers: tuple[str, ...] = (),
 ) -> Cohort:
@@ -338,7 +414,7 @@ def _build(
     return Cohort(
         **tables,
         source=source,
-        input_sha256=sha,
+        input_sha256=sha if isinstance(sha, str) else sha.result(),
         layout=layout,
         given_endpoints=given,
         notes=notes,
@@ -402,8 +478,12 @@ def load_cohort(
             )
         p = example
     if p.is_dir():
-        raws, labels, paths = _read_folder(p)
-        return _build(raws, labels, str(p), _hash_files(paths), not_infused_origin)
+        # the files' digest is taken on a second thread while they are read and checked
+        # (hashlib releases the GIL on large blocks): no wall time on a multi-core machine
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(_hash_files, list(_folder_files(p).values()))
+            raws, labels, _paths = _read_folder(p)
+            return _build(raws, labels, str(p), digest, not_infused_origin)
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         raws, labels = _read_workbook(p)
@@ -431,31 +511,13 @@ def _frame_to_text(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
         if col in ("source_file", "source_row"):
             continue
-        out[col] = _column_text(df[col].reset_index(drop=True))
-    text = pd.DataFrame(out, index=range(len(df)))
+        out[col] = _column_text(positional(df[col]))
+    text = columns_frame(out, pd.RangeIndex(len(df)))
     text["source_row"] = np.arange(2, len(df) + 2)
     return text
 
 
-def _column_text(s: pd.Series) -> pd.Categorical:
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes, u = s.cat.codes.to_numpy(), pd.Series(s.cat.categories)
-    else:
-        codes, uniques = pd.factorize(s, use_na_sentinel=True)
-        u = pd.Series(uniques)
-    if pd.api.types.is_datetime64_any_dtype(u):
-        text = u.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-    elif pd.api.types.is_bool_dtype(u) or str(u.dtype) == "boolean":
-        text = u.map({True: "yes", False: "no"}).to_numpy(dtype=object)
-    elif pd.api.types.is_float_dtype(u):
-        text = u.to_numpy(dtype=float).astype(str).astype(object)
-    else:
-        text = u.astype("string").fillna("").astype(str).to_numpy(dtype=object)
-    text = np.append(text, "")
-    codes = np.where(codes < 0, len(text) - 1, codes)
-    # distinct values may print alike (a "" cell and a missing one): fold them
-    fold, cats = pd.factorize(text)
-    return pd.Categorical.from_codes(fold[codes], categories=pd.Index(cats, dtype=object))
+_column_text = column_text
 
 
 def cohort_from_frames(
@@ -497,16 +559,13 @@ def cohort_from_frames(
 
 
 def _merge_value_text(df: pd.DataFrame) -> pd.DataFrame:
-    """Observations as a file holds them: the word of a categorical analyte in ``value``."""
+    """Observations as a file holds them: the word of a categorical analyte in ``value``
+    (``parse.value_cells``: text cells, dictionary-encoded)."""
     if "value_text" not in df.columns:
         return df
-    df = df.copy()
-    value = df["value"].to_numpy(dtype=float)
-    number = np.where(np.isnan(value), "", value.astype(str)).astype(object)
-    words = df["value_text"].astype(object).to_numpy()
-    word = df["value_text"].notna().to_numpy()
-    df["value"] = np.where(word, words, number)
-    return df.drop(columns="value_text")
+    cols = {c: positional(df[c]) for c in df.columns if c != "value_text"}
+    cols["value"] = value_cells(df["value"], df["value_text"])
+    return columns_frame(cols, pd.RangeIndex(len(df)))
 
 
 def _text_for_csv(df: pd.DataFrame, table: str) -> pd.DataFrame:

@@ -85,12 +85,38 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 #: patients columns that are direct identifiers whatever the source (HIPAA Safe Harbor
 #: 45 CFR 164.514(b)(2)(i): names, addresses, dates of birth, phone, e-mail, record numbers)
-KNOWN_IDENTIFIERS = frozenset({
-    "name", "patient_name", "full_name", "first_name", "last_name", "surname", "given_name",
-    "initials", "mrn", "medical_record_number", "hospital_number", "nhs_number", "ssn",
-    "date_of_birth", "dob", "birth_date", "birthdate", "address", "street", "zip", "zip_code",
-    "postcode", "postal_code", "phone", "telephone", "mobile", "email", "e_mail",
-})
+KNOWN_IDENTIFIERS = frozenset(
+    {
+        "name",
+        "patient_name",
+        "full_name",
+        "first_name",
+        "last_name",
+        "surname",
+        "given_name",
+        "initials",
+        "mrn",
+        "medical_record_number",
+        "hospital_number",
+        "nhs_number",
+        "ssn",
+        "date_of_birth",
+        "dob",
+        "birth_date",
+        "birthdate",
+        "address",
+        "street",
+        "zip",
+        "zip_code",
+        "postcode",
+        "postal_code",
+        "phone",
+        "telephone",
+        "mobile",
+        "email",
+        "e_mail",
+    }
+)
 
 
 def identifier_columns(columns, declared=()) -> tuple[str, ...]:

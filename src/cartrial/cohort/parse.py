@@ -74,7 +74,7 @@ def distinct(raw: pd.Series) -> tuple[np.ndarray, pd.Series]:
     Parsing then runs once per distinct value, which is what makes 10⁷ rows cheap.
     """
     if isinstance(raw.dtype, pd.CategoricalDtype):
-        codes = raw.cat.codes.to_numpy().astype(np.intp)
+        codes = raw.cat.codes.to_numpy().astype(np.int32)  # 4 bytes a row, not 8
         values = raw.cat.categories.astype(str).to_numpy(dtype=object)
         if (codes < 0).any():
             codes = np.where(codes < 0, len(values), codes)
@@ -88,14 +88,81 @@ def by_distinct(
     raw: pd.Series, out: Collector, parse: Callable[[pd.Series, Collector], pd.Series]
 ) -> pd.Series:
     """Run a cell-wise ``parse(raw, out)`` once per distinct value and broadcast it back;
-    every problem is still reported on every row that holds the offending value."""
+    every problem is still reported on every row that holds the offending value.
+
+    Text results come back dictionary-encoded (``coded``): the checks that follow run on
+    the distinct values, and ``as_text`` makes them pandas text at the end of loading."""
     codes, values = distinct(raw)
     if len(values) == len(raw) and not isinstance(raw.dtype, pd.CategoricalDtype):
-        return parse(raw, out)
+        parsed = parse(raw, out)
+        return coded(parsed) if isinstance(parsed.dtype, pd.StringDtype) else parsed
     sub = Collector(out.file, np.arange(len(values)))
     parsed = parse(values, sub)
     out.spread(sub.problems, codes)
+    if isinstance(parsed.dtype, pd.StringDtype):
+        p_codes, uniques = pd.factorize(parsed.array, use_na_sentinel=True)
+        return pd.Series(
+            pd.Categorical.from_codes(
+                p_codes.astype(np.int32)[codes],
+                categories=pd.Index(np.asarray(uniques, dtype=object)),
+            ),
+            index=raw.index,
+            name=raw.name,
+        )
     return pd.Series(parsed.array.take(codes), index=raw.index, name=raw.name)
+
+
+def coded(text: pd.Series) -> pd.Series:
+    """A pandas text column dictionary-encoded (Categorical; missing stays missing)."""
+    if isinstance(text.dtype, pd.CategoricalDtype):
+        return text
+    codes, uniques = pd.factorize(text.array, use_na_sentinel=True)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uniques, dtype=object))),
+        index=text.index,
+        name=text.name,
+    )
+
+
+def cat_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, values)`` of a dictionary-encoded column: ``values[codes]`` is the column,
+    a missing cell pointing at a trailing None."""
+    cat = s.astype("category") if not isinstance(s.dtype, pd.CategoricalDtype) else s
+    values = np.append(cat.cat.categories.to_numpy(dtype=object), np.array([None], dtype=object))
+    codes = cat.cat.codes.to_numpy().astype(np.int32)
+    if (codes < 0).any():
+        codes = np.where(codes < 0, len(values) - 1, codes)
+    return codes, values
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """A dictionary-encoded text column as pandas text (``string`` dtype), built with one
+    take of the distinct values (no per-row check of every cell)."""
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        return s
+    values = np.append(s.cat.categories.to_numpy(dtype=object), pd.NA)
+    cells = values[s.cat.codes.to_numpy()]  # code -1: the trailing NA
+    return pd.Series(_string_array(cells), index=s.index, name=s.name)
+
+
+def constant_text(value: str, n: int, index: pd.Index | None = None) -> pd.Series:
+    """A text column holding one value ``n`` times (provenance file names)."""
+    cells = np.empty(n, dtype=object)
+    cells.fill(value)
+    return pd.Series(_string_array(cells), index=index)
+
+
+def _string_array(cells: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array of ``cells`` (str or pd.NA only, checked by the caller)."""
+    from pandas.core.arrays.string_ import StringArray
+
+    dtype = pd.StringDtype()  # pandas' "string", storage as configured
+    if dtype.storage != "python":  # pragma: no cover - Arrow-backed strings configured
+        return pd.array(cells, dtype=dtype)
+    try:
+        return StringArray._simple_new(cells, dtype)
+    except (AttributeError, TypeError):  # pragma: no cover - another pandas
+        return pd.array(cells, dtype=dtype)
 
 
 def is_missing(raw: pd.Series) -> np.ndarray:
@@ -191,3 +258,65 @@ def parse_extra(raw: pd.Series) -> pd.Series:
     if missing.all() or (nums[~missing].notna().all() and not leading_zero):
         return nums.astype("float64")
     return text.where(~missing, None).astype("string")
+
+
+def positional(s: pd.Series) -> pd.Series:
+    """``s`` indexed 0..n-1: itself when it already is (no copy of 10⁷ cells), else reset."""
+    index = s.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return s
+    return s.reset_index(drop=True)
+
+
+def column_text(s: pd.Series) -> pd.Categorical:
+    """A typed column rendered as the text cells a CSV of it holds, dictionary-encoded.
+
+    Each column is factorised and only its distinct values are formatted: dates as
+    YYYY-MM-DD, booleans as yes/no, floats as ``repr`` (numpy's shortest round-trip text),
+    missing as ""."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes, u = s.cat.codes.to_numpy(), pd.Series(s.cat.categories)
+        if u.dtype == object and not (codes < 0).any() and all(type(c) is str for c in u):
+            # already text cells (a dictionary-encoded Parquet string column)
+            return pd.Categorical.from_codes(codes, categories=pd.Index(u, dtype=object))
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        u = pd.Series(uniques)
+    if pd.api.types.is_datetime64_any_dtype(u):
+        text = u.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    elif pd.api.types.is_bool_dtype(u) or str(u.dtype) == "boolean":
+        text = u.map({True: "yes", False: "no"}).to_numpy(dtype=object)
+    elif pd.api.types.is_float_dtype(u):
+        text = u.to_numpy(dtype=float).astype(str).astype(object)
+    else:
+        text = u.astype("string").fillna("").astype(str).to_numpy(dtype=object)
+    text = np.append(text, "")
+    codes = np.where(codes < 0, len(text) - 1, codes)
+    # distinct values may print alike (a "" cell and a missing one): fold them
+    fold, cats = pd.factorize(text)
+    return pd.Categorical.from_codes(fold[codes], categories=pd.Index(cats, dtype=object))
+
+
+def value_cells(value: pd.Series, words: pd.Series) -> pd.Categorical:
+    """Observation values as a file holds them: the number's text, or the word of a
+    categorical analyte (oxygen device …) where ``words`` has one; dictionary-encoded, the
+    distinct numbers formatted once and the distinct words appended."""
+    if is_number_column(value) and not pd.api.types.is_float_dtype(value.dtype):
+        value = pd.Series(value.to_numpy(dtype=float, na_value=np.nan))
+    number = column_text(positional(value))
+    w_codes, w_cats = pd.factorize(positional(words), use_na_sentinel=True)
+    cats = np.append(
+        number.categories.to_numpy(dtype=object),
+        np.asarray([str(w) for w in np.asarray(w_cats, dtype=object)], dtype=object),
+    )
+    codes = np.where(w_codes >= 0, w_codes + len(number.categories), number.codes)
+    fold, distinct_cats = pd.factorize(cats)
+    return pd.Categorical.from_codes(fold[codes], categories=pd.Index(distinct_cats, dtype=object))
+
+
+def is_number_column(raw: pd.Series) -> bool:
+    """True for a typed numeric column (a Parquet float or integer), not text cells."""
+    dtype = raw.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return False
+    return pd.api.types.is_float_dtype(dtype) or pd.api.types.is_integer_dtype(dtype)

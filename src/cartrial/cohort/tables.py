@@ -10,22 +10,34 @@ import numpy as np
 import pandas as pd
 
 from cartrial.cohort import vocab
+from cartrial.cohort.categories import CATEGORIES, describe, lookup_table
 from cartrial.cohort.errors import Problem
 from cartrial.cohort.model import COLUMNS, REQUIRED, empty_table
 from cartrial.cohort.parse import (
     Collector,
+    as_text,
     by_distinct,
+    cat_codes,
+    column_text,
+    constant_text,
     distinct,
     is_missing,
+    is_number_column,
     parse_bool,
     parse_date,
     parse_extra,
     parse_float,
     parse_text,
     parse_vocab,
+    value_cells,
 )
 
-#: numeric bounds per (table, column): (minimum, maximum, integer)
+#: study days: at most 100 years after the infusion (a typing error beyond it, e.g. a
+#: date's digits in a day column); the earliest allowed day differs by table (BOUNDS)
+MAX_DAY = 36500
+#: numeric bounds per (table, column): (minimum, maximum, integer); the one declaration
+#: of each column's range, which the trial database's entry specs are derived from
+#: (``cartrial.store.validation.SPECS``)
 BOUNDS: dict[tuple[str, str], tuple[float | None, float | None, bool]] = {
     ("patients", "age_years"): (0, 120, False),
     ("patients", "cd7_blasts_pct"): (0, 100, False),
@@ -34,12 +46,12 @@ BOUNDS: dict[tuple[str, str], tuple[float | None, float | None, bool]] = {
     ("patients", "dose_per_kg"): (0, None, False),
     ("patients", "weight_kg"): (0.3, 400, False),
     ("patients", "height_cm"): (20, 260, False),
-    ("events", "day"): (0, None, False),
+    ("events", "day"): (0, MAX_DAY, False),
     ("events", "mrd_value"): (0, 1, False),
-    ("adverse_events", "onset_day"): (-60, None, False),
-    ("adverse_events", "resolution_day"): (-60, None, False),
+    ("adverse_events", "onset_day"): (-60, MAX_DAY, False),
+    ("adverse_events", "resolution_day"): (-60, MAX_DAY, False),
     ("adverse_events", "grade"): (0, 5, True),
-    ("observations", "day"): (-60, None, False),
+    ("observations", "day"): (-60, MAX_DAY, False),
     ("observations", "value"): (0, None, False),
     ("observations", "lloq"): (0, None, False),
 }
@@ -82,18 +94,53 @@ TIME_COLUMNS = {
     "observations": (("day", "date"),),
 }
 REQUIRED_TIME = {"events": "day", "adverse_events": "onset_day", "observations": "day"}
-
-
-def _plain(raw: pd.Series) -> pd.Series:
-    """A dictionary-encoded (Categorical) text column as plain text cells."""
-    if isinstance(raw.dtype, pd.CategoricalDtype):
-        return raw.astype(object).fillna("")
-    return raw
+#: numeric columns a columnar reader may hand over as numbers (``typed_numbers`` checks
+#: them); an observation's value is not one: a categorical analyte's value is a word
+NUMBER_COLUMNS = {
+    table: frozenset(
+        c
+        for c, kind in cols.items()
+        if kind in ("float", "Int64")
+        and (table, c) not in VOCAB_COLUMNS
+        and (table, c) != ("observations", "value")
+    )
+    for table, cols in COLUMNS.items()
+}
 
 
 def _typed_column(table: str, column: str, raw: pd.Series, out: Collector) -> pd.Series:
-    """Type one canonical column: parsed once per distinct cell text (``parse.by_distinct``)."""
+    """Type one canonical column: parsed once per distinct cell text (``parse.by_distinct``).
+
+    A column that is numbers already (Parquet) is checked as numbers; when a check fails
+    it is rendered as text (``parse.column_text``) and typed like a CSV's, so its problems
+    read the same."""
+    if is_number_column(raw):
+        typed = typed_numbers(table, column, raw)
+        if typed is not None:
+            return typed
+        raw = pd.Series(column_text(raw), index=raw.index, name=raw.name)
     return by_distinct(raw, out, lambda cells, sub: _typed_cells(table, column, cells, sub))
+
+
+def typed_numbers(table: str, column: str, raw: pd.Series) -> pd.Series | None:
+    """A numeric canonical column as its typed values, or None when any value would be a
+    problem (not finite, out of ``BOUNDS``, not whole for a whole-number column) or the
+    column is not numeric in the format: ``_typed_cells`` then reports each one."""
+    kind = COLUMNS[table][column]
+    if kind not in ("float", "Int64") or (table, column) in VOCAB_COLUMNS:
+        return None
+    values = raw.to_numpy(dtype=float, na_value=np.nan)
+    lo, hi, integer = BOUNDS.get((table, column), (None, None, False))
+    present = values[~np.isnan(values)]
+    if np.isinf(present).any():
+        return None
+    if (lo is not None and (present < lo).any()) or (hi is not None and (present > hi).any()):
+        return None
+    if (integer or kind == "Int64") and (present != np.round(present)).any():
+        return None
+    if kind == "Int64":
+        return pd.Series(pd.array(np.round(values), dtype="Int64"), index=raw.index, name=raw.name)
+    return pd.Series(values, index=raw.index, name=raw.name)
 
 
 def _typed_cells(table: str, column: str, raw: pd.Series, out: Collector) -> pd.Series:
@@ -122,7 +169,8 @@ def parse_table(
     """Type one raw table. ``raw`` has every cell as text and a ``source_row`` column."""
     rows = raw["source_row"].to_numpy()
     out = Collector(file, rows)
-    raw = raw.rename(columns=lambda c: str(c).strip())
+    if any(str(c).strip() != c for c in raw.columns):
+        raw = raw.rename(columns=lambda c: str(c).strip())
     for col in REQUIRED[table]:
         if col not in raw.columns:
             out.add_column(col, f"a required column '{col}' in table {table}")
@@ -161,13 +209,38 @@ def parse_table(
         and not str(c).startswith("Unnamed:")
     ]
     for column in extras:
-        typed[column] = parse_extra(_plain(raw[column]))
-    df = pd.DataFrame(typed, index=raw.index)
-    df["source_file"] = pd.Series(file, index=raw.index, dtype="string")
-    df["source_row"] = raw["source_row"].astype("Int64")
-    df = df.reset_index(drop=True)
+        # numeric or text is decided on the distinct cells, the same as on every cell
+        typed[column] = by_distinct(raw[column], out, lambda cells, _sub: parse_extra(cells))
+    typed["source_file"] = constant_text(file, len(raw), raw.index)
+    typed["source_row"] = pd.Series(
+        pd.array(raw["source_row"].to_numpy(dtype=np.int64), dtype="Int64"), index=raw.index
+    )
+    df = columns_frame(typed, raw.index)
+    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
+        df = df.reset_index(drop=True)
     _table_rules(table, df, out)
     return df, out.problems
+
+
+def columns_frame(columns: dict[str, pd.Series], index: pd.Index) -> pd.DataFrame:
+    """A frame of same-index columns, one block each: pandas' DataFrame(dict) would stack
+    the float columns into one new 2-D block, a copy that costs seconds at 10⁷ rows."""
+    if not columns:
+        return pd.DataFrame(index=index)
+    series = {
+        name: col if isinstance(col, pd.Series) else pd.Series(col, index=index)
+        for name, col in columns.items()
+    }
+    return pd.concat(series, axis=1, copy=False)
+
+
+def text_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The typed table with its dictionary-encoded text columns as pandas text (``string``),
+    the dtype of a loaded cohort (``cohort.model.COLUMNS``)."""
+    for col in df.columns:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = as_text(df[col])
+    return df
 
 
 def _observation_values(
@@ -178,28 +251,96 @@ def _observation_values(
     Vectorised over distinct cell texts: each distinct value is parsed once, then the
     result is broadcast to its rows (problems are still reported per row).
     """
-    analyte = typed["analyte"]
-    categorical = analyte.isin(list(CATEGORICAL_ANALYTES)).fillna(False).to_numpy(dtype=bool)
-    codes, cells = distinct(raw["value"])
+    a_codes, a_names = cat_codes(typed["analyte"])
+    categorical = np.isin(a_names, list(CATEGORICAL_ANALYTES))[a_codes]
+    value = raw["value"]
+    if is_number_column(value):  # Parquet: numbers, and the words apart in value_text
+        words = raw["value_text"] if "value_text" in raw.columns else None
+        fast = _numeric_values(raw, typed, words, categorical, a_codes, a_names, out)
+        if fast is not None:
+            return fast
+        value = pd.Series(
+            value_cells(value, words) if words is not None else column_text(value),
+            index=raw.index,
+        )
+    codes, cells = distinct(value)
+    k = len(cells)
     text = cells.str.strip()
-    sub = Collector(out.file, np.arange(len(cells)))
+    sub = Collector(out.file, np.arange(k))
     numbers = parse_float(cells, "value", sub, minimum=0, what="a non-negative number")
     # a categorical analyte's cell is never a numeric problem: point its rows past the end
-    out.spread(sub.problems, np.where(categorical, len(cells), codes))
+    if sub.problems:
+        out.spread(sub.problems, np.where(categorical, k, codes))
+    # every row's outcome is decided per (categorical analyte or not, distinct cell):
+    # key = cell, plus k on a categorical analyte's rows; lookups below are one take each
+    key = codes.astype(np.int64)
+    np.add(key, k, out=key, where=categorical)
     as_number = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy()
+    # a number for a categorical analyte, parsed exactly (as parse_float does)
+    exact = (np.bincount(key, minlength=2 * k)[k:] > 0) & ~np.isnan(as_number)
+    as_number[exact] = text.to_numpy(dtype=object)[exact].astype(np.float64)
     typed["value"] = pd.Series(
-        np.where(categorical, as_number[codes], numbers.to_numpy()[codes]), index=raw.index
+        np.concatenate([numbers.to_numpy(dtype=float), as_number])[key], index=raw.index
     )
     is_word = np.isnan(as_number) & ~is_missing(cells)
-    word_rows = categorical & is_word[codes]
-    words_of = text.to_numpy(dtype=object)
-    words = pd.Series(np.where(word_rows, words_of[codes], None), index=raw.index, dtype=object)
-    _check_category_words(words, analyte, out)
+    none = np.full(k, -1, dtype=np.int64)
+    # the distinct cell of each word (on a categorical analyte's row), else -1
+    word_codes = np.concatenate([none, np.where(is_word, np.arange(k), -1)])[key]
+    _check_category_words(word_codes, text.to_numpy(dtype=object), a_codes, a_names, out)
     if "unit" in raw.columns:
-        _units(raw, typed, out)
-    lower = pd.Series(text.str.lower().to_numpy(dtype=object))
+        _units(raw, typed, a_codes, a_names, out)
+    # the stored word is lower case: distinct words that fold together share one category
+    lower = np.full(k, None, dtype=object)
+    lower[is_word] = text[is_word].str.lower().to_numpy(dtype=object)
+    fold, words = pd.factorize(lower, use_na_sentinel=True)
     return pd.Series(
-        pd.array(np.where(word_rows, lower.to_numpy()[codes], None), dtype="string"),
+        pd.Categorical.from_codes(
+            np.concatenate([none, fold])[key], categories=pd.Index(words, dtype=object)
+        ),
+        index=raw.index,
+    )
+
+
+def _numeric_values(
+    raw: pd.DataFrame,
+    typed: dict[str, pd.Series],
+    words: pd.Series | None,
+    categorical: np.ndarray,
+    a_codes: np.ndarray,
+    a_names: np.ndarray,
+    out: Collector,
+) -> pd.Series | None:
+    """``_observation_values`` for numbers with their words apart (Parquet), checked as
+    numbers: the value_text column, or None when a cell would be a problem of the text
+    path (a word on a numeric analyte, a word that reads as a number, a negative or
+    non-finite value), which then types the cells as a CSV holds them."""
+    v = raw["value"].to_numpy(dtype=float, na_value=np.nan)
+    if words is not None:
+        w_codes, w_names = pd.factorize(words, use_na_sentinel=True)
+        w_text = pd.Series([str(w) for w in np.asarray(w_names, dtype=object)], dtype=object)
+        w_text = w_text.str.strip()
+        if (pd.to_numeric(w_text, errors="coerce").notna().to_numpy() | is_missing(w_text)).any():
+            return None
+        has_word = w_codes >= 0
+    else:
+        w_codes, w_text = np.full(len(v), -1), pd.Series([], dtype=object)
+        has_word = np.zeros(len(v), dtype=bool)
+    if (has_word & ~categorical).any():
+        return None
+    number = ~has_word & ~np.isnan(v)
+    if np.isinf(v[number]).any() or (v[number & ~categorical] < 0).any():
+        return None
+    typed["value"] = pd.Series(np.where(has_word, np.nan, v), index=raw.index)
+    word_codes = np.where(has_word, w_codes, -1)
+    _check_category_words(word_codes, w_text.to_numpy(dtype=object), a_codes, a_names, out)
+    if "unit" in raw.columns:
+        _units(raw, typed, a_codes, a_names, out)
+    # the stored word is lower case: distinct words that fold together share one category
+    fold, lower = pd.factorize(w_text.str.lower().to_numpy(dtype=object))
+    return pd.Series(
+        pd.Categorical.from_codes(
+            np.append(fold, -1)[w_codes], categories=pd.Index(lower, dtype=object)
+        ),
         index=raw.index,
     )
 
@@ -222,21 +363,24 @@ YES_NO_ANALYTES = frozenset(
 )
 
 
-def _check_category_words(words: pd.Series, analyte: pd.Series, out: Collector) -> None:
+def _check_category_words(
+    word_codes: np.ndarray,
+    words: np.ndarray,
+    a_codes: np.ndarray,
+    a_names: np.ndarray,
+    out: Collector,
+) -> None:
     """A word for a categorical analyte must be one the grading engines know (decided once
-    per distinct (analyte, word) pair, reported on every row)."""
-    from cartrial.cohort.categories import CATEGORIES, describe, lookup_table
+    per distinct (analyte, word) pair, reported on every row). ``word_codes``: per row,
+    the index of its word in ``words`` or -1; ``a_names[a_codes]``: the analyte of each row."""
 
-    present = np.flatnonzero(words.notna().to_numpy())
+    present = np.flatnonzero(word_codes >= 0)
     if not len(present):
         return
-    pairs = pd.DataFrame(
-        {"a": analyte.iloc[present].astype(object).to_numpy(), "w": words.iloc[present].to_numpy()}
-    )
-    pair_codes = pairs.groupby(["a", "w"], sort=False, dropna=False).ngroup().to_numpy()
-    distinct_pairs = pairs.drop_duplicates().reset_index(drop=True)
+    pair_codes, pairs = pair_factorize(a_codes[present], word_codes[present], len(words))
+    p_analyte, p_word = np.divmod(pairs, len(words))
     verdict = []
-    for name, word in distinct_pairs.itertuples(index=False):
+    for name, word in zip(a_names[p_analyte], words[p_word], strict=True):
         if name in CATEGORIES:
             ok = vocab._key(word) in lookup_table(name)
             verdict.append(None if ok else "one of: " + describe(name))
@@ -246,14 +390,37 @@ def _check_category_words(words: pd.Series, analyte: pd.Series, out: Collector) 
         else:
             verdict.append(None)
     for j in np.flatnonzero([v is not None for v in verdict]):
-        name, word = distinct_pairs.iloc[j]
+        name, word = a_names[p_analyte[j]], words[p_word[j]]
         for i in present[pair_codes == j]:
             out.problems.append(
                 Problem(out.file, int(out.rows[i]), "value", word, f"for {name}, {verdict[j]}")
             )
 
 
-def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None:
+def pair_factorize(a: np.ndarray, b: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct pairs (a, b), ``0 <= b < nb``: ``(codes, keys)`` with each
+    row's pair ``divmod(keys[codes], nb)``. Small key spaces are indexed directly (no
+    hashing of 10⁷ keys), larger ones factorised."""
+    key = a.astype(np.int64) * nb + b
+    size = (int(a.max(initial=0)) + 1) * nb
+    if size > 1 << 24:
+        codes, keys = pd.factorize(key)
+        return codes, np.asarray(keys, dtype=np.int64)
+    seen = np.zeros(size, dtype=bool)
+    seen[key] = True
+    keys = np.flatnonzero(seen)
+    index = np.zeros(size, dtype=np.int64)
+    index[keys] = np.arange(len(keys))
+    return index[key], keys
+
+
+def _units(
+    raw: pd.DataFrame,
+    typed: dict[str, pd.Series],
+    a_codes: np.ndarray,
+    a_names: np.ndarray,
+    out: Collector,
+) -> None:
     """Canonicalise units, report a unit the analyte is not measured in, and convert values
     to the analyte's stored unit (``vocab.UNIT_CONVERSIONS``: cells/uL -> 10^9/L, g/L ->
     g/dL, F -> C, umol/L -> mg/dL). Decided once per distinct (analyte, unit) pair."""
@@ -261,10 +428,8 @@ def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> No
     u_codes, u_cells = distinct(raw["unit"])
     u_text = u_cells.str.strip()
     u_missing = is_missing(u_cells)
-    a_codes, a_names = pd.factorize(typed["analyte"].astype(object), use_na_sentinel=True)
-    a_names = np.append(np.asarray(a_names, dtype=object), None)  # code -1 -> None
-    pair_codes, pairs = pd.factorize(a_codes.astype(np.int64) * len(u_cells) + u_codes)
-    pa_, pu_ = np.divmod(np.asarray(pairs, dtype=np.int64), len(u_cells))
+    pair_codes, pairs = pair_factorize(a_codes, u_codes, len(u_cells))
+    pa_, pu_ = np.divmod(pairs, len(u_cells))
     canon, wrong, scale, offset, stored = [], [], [], [], []
     for a_i, u_i in zip(pa_.tolist(), pu_.tolist(), strict=True):
         a, u = a_names[a_i], u_text.iat[u_i]
@@ -282,7 +447,9 @@ def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> No
         scale.append(k)
         offset.append(b)
         stored.append(None if u_missing[u_i] else c)
-    wrong_rows = np.asarray(wrong, dtype=bool)[pair_codes]
+    wrong_rows = (
+        np.asarray(wrong, dtype=bool)[pair_codes] if any(wrong) else np.zeros(0, dtype=bool)
+    )
     for i in np.flatnonzero(wrong_rows):
         a = a_names[a_codes[i]]
         out.problems.append(
@@ -294,22 +461,40 @@ def _units(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> No
                 f"a unit of {a}: " + " or ".join(sorted(vocab.ANALYTES[a][1] or ())),
             )
         )
-    k = np.asarray(scale)[pair_codes]
-    b = np.asarray(offset)[pair_codes]
-    if (k != 1.0).any() or (b != 0.0).any():
+    if any(k != 1.0 for k in scale) or any(b != 0.0 for b in offset):
+        k = np.asarray(scale)[pair_codes]
+        b = np.asarray(offset)[pair_codes]
         typed["value"] = pd.Series(typed["value"].to_numpy() * k + b, index=raw.index)
+    s_codes, s_units = pd.factorize(np.asarray(stored, dtype=object), use_na_sentinel=True)
     typed["unit"] = pd.Series(
-        pd.array(np.asarray(stored, dtype=object)[pair_codes], dtype="string"), index=raw.index
+        pd.Categorical.from_codes(s_codes[pair_codes], categories=pd.Index(s_units, dtype=object)),
+        index=raw.index,
     )
 
 
 def _mrd(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None:
-    """``mrd`` is negative/positive or a numeric fraction (negative below 1e-4, NCCN flow MRD)."""
+    """``mrd`` is negative/positive or a numeric fraction (negative below 1e-4, NCCN flow MRD).
+
+    Decided once per distinct cell, reported on every row."""
     if "mrd" not in raw.columns:
         return
-    raw = raw.assign(mrd=_plain(raw["mrd"]))
-    text = raw["mrd"].fillna("").astype(str).str.strip()
-    missing = is_missing(raw["mrd"])
+    codes, cells = distinct(raw["mrd"])
+    sub = Collector(out.file, np.arange(len(cells)))
+    mrd, numbers = _mrd_cells(cells, sub)
+    out.spread(sub.problems, codes)
+    m_codes, m_names = pd.factorize(mrd.array, use_na_sentinel=True)
+    typed["mrd"] = pd.Series(
+        pd.Categorical.from_codes(m_codes[codes], categories=pd.Index(m_names, dtype=object)),
+        index=raw.index,
+    )
+    if "mrd_value" not in raw.columns:
+        typed["mrd_value"] = pd.Series(numbers.to_numpy()[codes], index=raw.index)
+
+
+def _mrd_cells(cells: pd.Series, out: Collector) -> tuple[pd.Series, pd.Series]:
+    """(mrd word, fraction) of each distinct ``mrd`` cell."""
+    text = cells.fillna("").astype(str).str.strip()
+    missing = is_missing(cells)
     numbers = pd.to_numeric(text.where(~missing, None), errors="coerce")
     word = text.where(numbers.isna().to_numpy() & ~missing, "")
     words = parse_vocab(word.where(word != "", "NA"), "mrd", vocab.MRD, out)
@@ -320,9 +505,7 @@ def _mrd(raw: pd.DataFrame, typed: dict[str, pd.Series], out: Collector) -> None
         words.notna(), pd.Series(from_number, index=text.index).where(numbers.notna())
     )
     mrd[bad_num] = None
-    typed["mrd"] = mrd.astype("string")
-    if "mrd_value" not in raw.columns:
-        typed["mrd_value"] = numbers.where(~bad_num).astype("float64")
+    return mrd.astype("string"), numbers.where(~bad_num).astype("float64")
 
 
 def _dates_to_days(
@@ -336,17 +519,20 @@ def _dates_to_days(
 ) -> None:
     """Convert a date column to days since infusion; check it agrees with a day column."""
     dates = by_distinct(raw[date_col], out, lambda cells, sub: parse_date(cells, date_col, sub))
-    raw = raw.assign(**{date_col: _plain(raw[date_col])})
     have = dates.notna().to_numpy()
     if not have.any():
         return
     ids = typed["patient_id"]
-    inf = (
-        ids.map(infusion_dates)
-        if infusion_dates is not None
-        else pd.Series(pd.NaT, index=ids.index)
-    )
-    inf = pd.to_datetime(inf)
+    if infusion_dates is not None:
+        id_codes, id_names = cat_codes(ids)
+        lookup = pd.Series(
+            pd.to_datetime(infusion_dates.to_numpy()),
+            index=pd.Index(infusion_dates.index.to_numpy(dtype=object)),
+        )
+        per_id = lookup.reindex(pd.Index(id_names, dtype=object)).to_numpy()
+        inf = pd.Series(pd.to_datetime(per_id[id_codes]), index=ids.index)
+    else:
+        inf = pd.Series(pd.NaT, index=ids.index, dtype="datetime64[ns]")
     no_inf = have & inf.isna().to_numpy()
     out.add_rows(
         no_inf,
@@ -370,7 +556,7 @@ def _dates_to_days(
         raw[date_col],
         f"a date that agrees with {day_col} (days since patients.infusion_date)",
     )
-    lo = BOUNDS.get((table, day_col), (None, None, False))[0]
+    lo, hi, _integer = BOUNDS.get((table, day_col), (None, None, False))
     filled = given.where(given.notna(), days)
     if lo is not None:
         before = have & given.isna().to_numpy() & (days < lo).fillna(False).to_numpy()
@@ -383,6 +569,15 @@ def _dates_to_days(
             else "a date on or after the infusion date",
         )
         filled[before] = np.nan
+    if hi is not None:
+        after = have & given.isna().to_numpy() & (days > hi).fillna(False).to_numpy()
+        out.add_rows(
+            after,
+            date_col,
+            raw[date_col],
+            f"a date no later than {hi:g} days after the infusion date",
+        )
+        filled[after] = np.nan
     typed[day_col] = filled
 
 
@@ -448,11 +643,13 @@ def _table_rules(table: str, df: pd.DataFrame, out: Collector) -> None:
 def _already_reported(out: Collector, rows: np.ndarray, column: str) -> np.ndarray:
     seen = {p.row for p in out.problems if p.column is not None and column in p.column}
     seen |= {p.row for p in out.problems if p.column is not None and p.column.endswith("date")}
-    return np.isin(rows, list(seen))
+    return np.isin(rows, np.array(list(seen), dtype=object))
 
 
 def cross_table_rules(tables: dict[str, pd.DataFrame]) -> list[Problem]:
-    """Rules across tables: unknown patients, events after death, more than one death."""
+    """Rules across tables: unknown patients, events after death, more than one death.
+
+    Decided per distinct patient id (``cat_codes``), reported on every row."""
     problems: list[Problem] = []
     patients = tables["patients"]
     known = set(patients["patient_id"].dropna())
@@ -460,49 +657,50 @@ def cross_table_rules(tables: dict[str, pd.DataFrame]) -> list[Problem]:
         df = tables[name]
         if df.empty:
             continue
-        unknown = df["patient_id"].notna() & ~df["patient_id"].isin(known)
-        for _, r in df[unknown].iterrows():
+        codes, ids = cat_codes(df["patient_id"])
+        unknown = np.array([i is not None and i not in known for i in ids], dtype=bool)
+        rows = df["source_row"].to_numpy()
+        for i in np.flatnonzero(unknown[codes]):
             problems.append(
                 Problem(
-                    str(r["source_file"]),
-                    int(r["source_row"]),
+                    str(df["source_file"].iat[i]),
+                    int(rows[i]),
                     "patient_id",
-                    str(r["patient_id"]),
+                    str(ids[codes[i]]),
                     "a patient_id listed in the patients table",
                 )
             )
     events = tables["events"]
     if events.empty:
         return problems
-    deaths = events[events["event"] == "death"]
-    multi = deaths[deaths["patient_id"].duplicated(keep="first")]
-    for _, r in multi.iterrows():
-        problems.append(
-            Problem(
-                str(r["source_file"]),
-                int(r["source_row"]),
-                "event",
-                "death",
-                "at most one death per patient",
-            )
-        )
-    death_day = deaths.groupby("patient_id")["day"].min()
-    death_row = deaths.drop_duplicates("patient_id").set_index("patient_id")["source_row"]
+    deaths = events[(events["event"] == "death").fillna(False).to_numpy(dtype=bool)]
+    dead_ids = deaths["patient_id"].astype(object)
+    multi = deaths[dead_ids.duplicated(keep="first").to_numpy()]
+    for f, r in zip(multi["source_file"], multi["source_row"], strict=True):
+        problems.append(Problem(str(f), int(r), "event", "death", "at most one death per patient"))
+    death_day = deaths["day"].groupby(dead_ids.to_numpy()).min()
+    first = ~dead_ids.duplicated(keep="first").to_numpy() & dead_ids.notna().to_numpy()
+    death_row = pd.Series(deaths["source_row"].to_numpy()[first], index=dead_ids.to_numpy()[first])
     for name, tcol in (("events", "day"), ("adverse_events", "onset_day"), ("observations", "day")):
         df = tables[name]
         if df.empty:
             continue
-        dd = df["patient_id"].map(death_day)
-        after = (df[tcol] > dd).fillna(False)
-        for _, r in df[after].iterrows():
+        codes, ids = cat_codes(df["patient_id"])
+        dd = death_day.reindex(pd.Index(ids, dtype=object)).to_numpy(dtype=float)[codes]
+        t = df[tcol].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            after = np.flatnonzero(t > dd)
+        rows = df["source_row"].to_numpy()
+        for i in after:
+            pid = ids[codes[i]]
             problems.append(
                 Problem(
-                    str(r["source_file"]),
-                    int(r["source_row"]),
+                    str(df["source_file"].iat[i]),
+                    int(rows[i]),
                     tcol,
-                    f"{r[tcol]:g}",
-                    f"a time no later than the patient's death on day {death_day[r['patient_id']]:g} "
-                    f"(events row {death_row[r['patient_id']]})",
+                    f"{t[i]:g}",
+                    f"a time no later than the patient's death on day {death_day[pid]:g} "
+                    f"(events row {death_row[pid]})",
                 )
             )
     return problems

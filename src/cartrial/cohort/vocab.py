@@ -103,7 +103,16 @@ AE_TERMS: dict[str, tuple[str, ...]] = {
         "hematotoxicity",
         "haematotoxicity",
     ),
-    "HLH": ("ihlh", "mas", "hlh/mas", "macrophage activation syndrome"),
+    "HLH": (
+        "ihlh",
+        "mas",
+        "hlh/mas",
+        "macrophage activation syndrome",
+        "iec-hs",
+        "iechs",
+        "immune effector cell-associated hlh-like syndrome",
+        "carhlh",
+    ),
     "TLS": ("tumor lysis syndrome", "tumour lysis syndrome"),
     # further CTCAE v5.0 terms common after CAR-T (CTCAE term names, lower case)
     "hypotension": (),
@@ -156,6 +165,7 @@ GRADING_SYSTEMS: dict[str, tuple[str, ...]] = {
     "CTCAE6": ("ctcae v6", "ctcae v6.0", "ctcae 6"),
     "CTCAE4": ("ctcae v4", "ctcae v4.03", "ctcae 4"),
     "ICAHT2023": ("icaht", "eha/ebmt 2023", "rejeski 2023"),
+    "IECHS2023": ("iec-hs", "iechs", "hines 2023", "astct iec-hs"),
 }
 
 PRODUCT_SOURCES: dict[str, tuple[str, ...]] = {

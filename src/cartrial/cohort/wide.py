@@ -20,8 +20,8 @@ import pandas as pd
 from cartrial.cohort import vocab
 from cartrial.cohort.errors import Problem
 from cartrial.cohort.parse import Collector, is_missing, parse_float
+from cartrial.cohort.units import DAYS_PER_MONTH
 
-DAYS_PER_MONTH = 30.4375
 ENDPOINTS = ("os", "pfs", "efs", "dfs", "rfs", "dor", "cir", "nrm")
 _TIME = re.compile(r"^(?P<ep>" + "|".join(ENDPOINTS) + r")_(?P<unit>months|days)$")
 #: column names in published wide tables that mean a canonical patients column

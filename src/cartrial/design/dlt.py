@@ -5,7 +5,7 @@ infusion).  :func:`evaluate_dlt` applies it to ``Cohort.adverse_events`` and say
 infused patient, whether they are DLT-evaluable, whether they had a DLT, and which
 rule and source row decided it.
 
-The default rules follow the CD7 CAR-T phase I protocols of PATHWAY.md and the
+The default rules follow the CD7 CAR-T phase I protocols of docs/domain/PATHWAY.md and the
 consensus grading they use:
 - CRS grade >= 3 not resolving to grade <= 2 within 72 h (ASTCT, Lee et al., Biol Blood
   Marrow Transplant 2019;25:625).  The AE table records an episode's maximum grade and
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from cartrial.endpoints.populations import analysis_populations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,8 +119,6 @@ def evaluate_dlt(cohort: Cohort, definition: DLTDefinition | None = None) -> pd.
     """
     import pandas as pd
 
-    from cartrial.endpoints.populations import analysis_populations
-
     d = definition or DLTDefinition()
     lo, hi = d.window
     p = cohort.patients
@@ -170,8 +170,8 @@ def evaluate_dlt(cohort: Cohort, definition: DLTDefinition | None = None) -> pd.
             evaluable, "", [f"followed only to day {f:g} (< {hi:g}), no DLT" for f in followed]
         ),
     )
-    dlt = pd.array(np.where(unk, None, has_dlt), dtype="boolean")
-    dlt[~safety] = pd.NA
+    dlt = pd.array(has_dlt, dtype="boolean")
+    dlt[unk | ~safety] = pd.NA
     out = pd.DataFrame(
         {
             "patient_id": ids,

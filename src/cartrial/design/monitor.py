@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartrial.design.dlt import _last_known_day, dose_index, evaluate_dlt
+from cartrial.endpoints.populations import analysis_populations
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -191,7 +194,6 @@ def next_dose_recommendation(
     patient (by ``infusion_date``, else table order).  The web app can show
     ``text``, ``decision.rule`` and ``dlt_table``.
     """
-    from cartrial.design.dlt import dose_index, evaluate_dlt
 
     if design.n_doses != len(doses):
         raise ValueError(f"design has {design.n_doses} doses but {len(doses)} doses were given")
@@ -223,12 +225,9 @@ def next_dose_recommendation(
 def crs3_or_nrm(cohort: Cohort, by_day: float = 100.0) -> pd.DataFrame:
     """Per infused patient: grade >= 3 CRS (onset by ``by_day``) or non-relapse mortality
     by ``by_day`` — death with no relapse/progression (event, or response PD) before it
-    and a cause other than the disease (DESIGN.md populations; CIBMTR NRM).  ``evaluable``:
+    and a cause other than the disease (docs/DESIGN.md populations; CIBMTR NRM).  ``evaluable``:
     the event happened or the patient was followed to ``by_day``."""
     import pandas as pd
-
-    from cartrial.design.dlt import _last_known_day
-    from cartrial.endpoints.populations import analysis_populations
 
     pops = analysis_populations(cohort)
     ids = pops.loc[pops["safety"], "patient_id"].astype(str).tolist()
@@ -287,9 +286,6 @@ def dsmb_summary(
     to review, never an automatic stop."""
     import pandas as pd
     from scipy.stats import beta
-
-    from cartrial.design.dlt import evaluate_dlt
-    from cartrial.endpoints.populations import analysis_populations
 
     pops = analysis_populations(cohort)
     ev = evaluate_dlt(cohort, definition)

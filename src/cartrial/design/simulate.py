@@ -208,6 +208,7 @@ def simulate_boin_loop(
             if dec.action == "stop":
                 early = dec.next_dose is None
                 break
+            assert dec.next_dose is not None  # only "stop" leaves the next dose open
             d = dec.next_dose
         stop[i] = early
         chosen = None if early else design.select_mtd(n, y)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cartrial.cohort import vocab
 from cartrial.endpoints.populations import POPULATIONS
 
 Origin = Literal["infusion", "first_response"]
@@ -242,7 +243,6 @@ def definition_from_mapping(
     name: str, spec: Mapping[str, Any], where: str = ""
 ) -> EndpointDefinition:
     """Build a user endpoint from a mapping (a settings file's ``endpoints:`` entry)."""
-    from cartrial.cohort import vocab
 
     where = where or f"endpoints.{name}"
     allowed = {

@@ -28,21 +28,23 @@ the sensitivity analysis ELN 2022 recommends when SCT often follows CAR-T.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from cartrial.cohort.model import Cohort
-from cartrial.cohort.vocab import COMPLETE_RESPONSES, OBJECTIVE_RESPONSES
+from cartrial.cohort.vocab import OBJECTIVE_RESPONSES
 from cartrial.endpoints.definitions import (
     ENDPOINTS,
     AdverseEventKind,
     EndpointDefinition,
     EventKind,
 )
+from cartrial.endpoints.pointers import _display
 from cartrial.endpoints.populations import POPULATIONS, analysis_populations
+from cartrial.endpoints.response import RESPONSE_RANK, best_response
 
 COLUMNS = [
     "patient_id",
@@ -66,19 +68,6 @@ TIE_ORDER = {"relapse": 0, "progression": 1, "death": 4}
 _RANK_PD_RESPONSE = 2
 _RANK_DISEASE_DEATH = 3
 _RANK_OTHER = 5
-RESPONSE_RANK = {
-    "CR": 0,
-    "CRh": 1,
-    "CRi": 2,
-    "MLFS": 3,
-    "PR": 4,
-    "OR": 5,
-    "SD": 6,
-    "NR": 7,
-    "PD": 8,
-    "REL": 9,
-    "NE": 10,
-}
 
 
 @dataclass(frozen=True)
@@ -118,19 +107,10 @@ class EndpointOptions:
             raise ValueError(f"efs_failure_day: found {self.efs_failure_day!r}; expected 0 or 1")
 
 
-def _display(file, row, what) -> np.ndarray:
-    """``file row N (what)`` pointers, vectorised (only for the rows that are shown)."""
-    f = pd.Series(np.asarray(file, dtype=object), dtype=object).astype(str)
-    r = pd.Series(pd.array(np.asarray(row, dtype=object), dtype="Int64")).astype(str)
-    r = r.where(r != "<NA>", "?")
-    w = pd.Series(np.asarray(what, dtype=object), dtype=object).astype(str)
-    return (f + " row " + r + " (" + w + ")").to_numpy(dtype=object)
-
-
-def _src(df: pd.DataFrame) -> pd.Series:
-    """Human-readable pointer to a source row: ``file row N (what)``."""
-    what = df["event"] if "event" in df.columns else df.get("term", pd.Series("", index=df.index))
-    return pd.Series(_display(df["source_file"], df["source_row"], what), index=df.index)
+def _rows(row: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Source row numbers as ``Int64`` (-1: missing)."""
+    row = np.asarray(row, dtype=np.int64)
+    return pd.arrays.IntegerArray(row, row < 0)
 
 
 @dataclass
@@ -158,12 +138,19 @@ class Hits:
         cached = self.__dict__.get("_display")
         if cached is None:
             names = np.asarray([*files, None], dtype=object)
-            row = np.where(self.row >= 0, self.row, None)
-            cached = self.__dict__["_display"] = _display(names[self.file], row, self.desc)
+            cached = self.__dict__["_display"] = _display(names[self.file], self.row, self.desc)
         return cached
 
+    def display_at(self, files: list[str], idx: np.ndarray) -> np.ndarray:
+        """``display`` of the hits at ``idx`` only (the whole column when cached)."""
+        cached = self.__dict__.get("_display")
+        if cached is not None:
+            return cached[idx]
+        names = np.asarray([*files, None], dtype=object)
+        return _display(names[self.file[idx]], self.row[idx], self.desc[idx])
+
     def take(self, idx: np.ndarray) -> Hits:
-        return Hits(*(getattr(self, f)[idx] for f in _HIT_FIELDS))
+        return Hits(**{f: getattr(self, f)[idx] for f in _HIT_FIELDS})
 
     @staticmethod
     def concat(parts: list[Hits]) -> Hits:
@@ -172,10 +159,10 @@ class Hits:
             return _EMPTY_HITS
         if len(parts) == 1:
             return parts[0]
-        return Hits(*(np.concatenate([getattr(p, f) for p in parts]) for f in _HIT_FIELDS))
+        return Hits(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in _HIT_FIELDS})
 
     def with_flag(self, value: bool) -> Hits:
-        return Hits(*(getattr(self, f) for f in _HIT_FIELDS[:-1]), np.full(len(self), value))
+        return replace(self, flag=np.full(len(self), value))
 
     def first(self, n: int, origin: np.ndarray | None = None) -> np.ndarray:
         """Index (into these hits) of each patient's earliest row on or after the origin.
@@ -232,7 +219,7 @@ class _Context:
         files: set[str] = set()
         for df in (cohort.patients, cohort.events, cohort.adverse_events, cohort.observations):
             if len(df):
-                col = df["source_file"].to_numpy(dtype=object)
+                col = np.asarray(df["source_file"].array, dtype=object)
                 if (col == col[0]).all():  # one file per table: no hashing of every row
                     files.add(str(col[0]))
                 else:
@@ -257,9 +244,24 @@ class _Context:
         return np.isin(codes, wanted) if wanted else np.zeros(len(codes), dtype=bool)
 
     def pos_of(self, df: pd.DataFrame) -> np.ndarray:
-        """Each row's patient position (one hash pass per table)."""
-        # a hash lookup in the (unique) patient index: ~3x faster than a Categorical
-        return self.ids.get_indexer(df["patient_id"]).astype(np.int64)
+        """Each row's patient position (-1: not a patient of the cohort).
+
+        A hash lookup in the (unique) patient index, once per run of rows of one patient
+        (tables are grouped by patient, so 10⁷ observation rows are ~10⁵ lookups)."""
+        ids = np.asarray(df["patient_id"].array, dtype=object)  # no copy of text columns
+        n = len(ids)
+        if n > 1:
+            head = np.empty(n, dtype=bool)
+            head[0] = True
+            try:
+                np.not_equal(ids[1:], ids[:-1], out=head[1:])
+            except TypeError:  # a missing id (pd.NA) cannot be compared: every row
+                head[:] = True
+            starts = np.flatnonzero(head)
+            if len(starts) * 4 < n:
+                pos = self.ids.get_indexer(ids[starts]).astype(np.int64)
+                return np.repeat(pos, np.diff(np.append(starts, n)))
+        return self.ids.get_indexer(ids).astype(np.int64)
 
     def file_of(self, df: pd.DataFrame) -> np.ndarray:
         return self._file_index.get_indexer(df["source_file"].astype(str)).astype(np.int64)
@@ -436,18 +438,17 @@ def last_known_alive(cohort: Cohort, _ctx: _Context | None = None) -> pd.DataFra
         else:
             d = df["day"]
         d = d.to_numpy(dtype=float)
-        ok = np.flatnonzero(~np.isnan(d))
-        if not len(ok):
+        if np.isnan(d).all():
             continue
-        pos = ctx.pos_of(df)[ok]
-        dd = d[ok]
-        # latest day per patient, then the last row of the file among the rows on that
-        # day: unbuffered ufunc reductions over the integer positions (no sort, no hash)
+        pos = ctx.pos_of(df)
+        # latest day per patient (fmax: a missing day never wins), then the last row of
+        # the file among the rows on that day: unbuffered ufunc reductions over the
+        # integer positions (no sort, no hash, no copy of the table)
         top = np.full(n, -np.inf)
-        np.maximum.at(top, pos, dd)
-        at_top = dd == top[pos]
+        np.fmax.at(top, pos, d)
+        at_top = np.flatnonzero(d == top[pos])
         last_row = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(last_row, pos[at_top], ok[at_top])
+        np.maximum.at(last_row, pos[at_top], at_top)
         wpos = np.flatnonzero(last_row >= 0)
         win = last_row[wpos]
         wday = d[win]
@@ -455,11 +456,11 @@ def last_known_alive(cohort: Cohort, _ctx: _Context | None = None) -> pd.DataFra
         wpos, win, wday = wpos[better], win[better], wday[better]
         day[wpos] = wday
         table[wpos] = name
-        file[wpos] = df["source_file"].to_numpy(dtype=object)[win]
-        row[wpos] = df["source_row"].fillna(-1).to_numpy(dtype=np.int64)[win]
-        what[wpos] = df["event"].to_numpy(dtype=object)[win] if label is None else label
+        file[wpos] = df["source_file"].iloc[win].to_numpy(dtype=object)
+        row[wpos] = df["source_row"].iloc[win].fillna(-1).to_numpy(dtype=np.int64)
+        what[wpos] = df["event"].iloc[win].to_numpy(dtype=object) if label is None else label
     none = ~np.isfinite(day)
-    src = _display(file, np.where(row >= 0, row, None), what)
+    src = _display(file, row, what)
     src[none] = "no follow-up recorded"
     return pd.DataFrame(
         {
@@ -467,74 +468,10 @@ def last_known_alive(cohort: Cohort, _ctx: _Context | None = None) -> pd.DataFra
             "src": src,
             "source_table": table,
             "source_file": file,
-            "source_row": pd.array(np.where(row >= 0, row, None), dtype="Int64"),
+            "source_row": _rows(row),
         },
         index=ctx.ids,
     )
-
-
-def best_response(cohort: Cohort, window: tuple[float, float] = (0.0, 35.0)) -> pd.DataFrame:
-    """Each patient's best response in the assessment window (days, inclusive).
-
-    Ranking CR > CRh > CRi > MLFS > PR > OR > SD > NR > PD > REL > NE (NCCN ALL, ELN
-    2022); ties go to the earliest assessment. MRD status is the one recorded with the
-    best response. Patients without an assessment in the window get ``best_response``
-    <NA> ("not assessed"); like NE (not evaluable) it is neither a response nor a
-    non-response (``responder`` <NA>), so EFS does not count it as a treatment failure.
-    Rows in ``cohort.patients`` order; the deciding row in ``source`` (display),
-    ``source_file`` and ``source_row``.
-    """
-    ids = pd.Index(cohort.patients["patient_id"].astype(str), name="patient_id")
-    ev = cohort.events
-    sel = (
-        ev["event"].eq("response").fillna(False).to_numpy(dtype=bool)
-        & ev["day"].between(window[0], window[1]).fillna(False).to_numpy(dtype=bool)
-        & ev["response"].notna().to_numpy(dtype=bool)
-    )
-    sub = ev[sel]
-    pos = pd.Categorical(sub["patient_id"].astype(str), categories=ids).codes.astype(np.int64)
-    rank = sub["response"].map(RESPONSE_RANK).to_numpy(dtype=float)
-    order = np.lexsort(
-        (
-            sub["source_row"].fillna(-1).to_numpy(dtype=np.int64),
-            sub["day"].to_numpy(float),
-            rank,
-            pos,
-        )
-    )
-    ps = pos[order]
-    keep = np.ones(len(order), dtype=bool)
-    keep[1:] = ps[1:] != ps[:-1]
-    win = order[keep]
-    at = np.full(len(ids), -1, dtype=np.int64)
-    at[ps[keep]] = win
-    has = at >= 0
-    take = sub.iloc[at[has]]
-
-    def col(values, dtype=object):
-        out = np.full(len(ids), None, dtype=object)
-        out[has] = np.asarray(values, dtype=object)
-        return out
-
-    best = pd.DataFrame(
-        {
-            "patient_id": ids.to_numpy(dtype=object),
-            "best_response": pd.array(col(take["response"].to_numpy(object)), dtype="string"),
-            "day": np.where(has, np.nan, np.nan),
-            "mrd": pd.array(col(take["mrd"].to_numpy(object)), dtype="string"),
-            "source": col(_src(take).to_numpy(dtype=object)),
-            "source_file": col(take["source_file"].to_numpy(object)),
-            "source_row": pd.array(col(take["source_row"].to_numpy(object)), dtype="Int64"),
-        }
-    )
-    best.loc[has, "day"] = take["day"].to_numpy(float)
-    resp = best["best_response"]
-    unknown = resp.isna() | resp.eq("NE")
-    best["responder"] = resp.isin(list(OBJECTIVE_RESPONSES)).astype("boolean")
-    best.loc[unknown.to_numpy(dtype=bool), "responder"] = pd.NA
-    best["complete_remission"] = resp.isin(list(COMPLETE_RESPONSES)).astype("boolean")
-    best.loc[resp.isna().to_numpy(dtype=bool), "complete_remission"] = pd.NA
-    return best
 
 
 def evaluate(
@@ -574,10 +511,12 @@ def evaluate(
     table = pick(cands.table, la["source_table"].to_numpy(object)[idx])
     files = np.asarray(ctx.files + [None], dtype=object)
     la_file = la["source_file"].to_numpy(object)[idx]
-    file = np.where(has, files[cands.file[fi]] if len(cands) else None, la_file)
+    file = np.where(has, files[cands.file[fi]], la_file) if len(cands) else la_file.copy()
     la_row = la["source_row"].fillna(-1).to_numpy(np.int64)[idx]
     row = pick(cands.row, la_row)
-    src = pick(cands.display(ctx.files), la["src"].to_numpy(object)[idx])
+    src = la["src"].to_numpy(object)[idx]
+    if len(cands) and has.any():  # pointers made only for the rows shown
+        src[has] = cands.display_at(ctx.files, fi[has])
     censor_desc = np.where(has, "", "censored at last known alive").astype(object)
 
     censor_kinds = list(defn.censors)
@@ -606,7 +545,7 @@ def evaluate(
             table = np.where(earlier, cc.table[ci], table)
             file = np.where(earlier, files[cc.file[ci]], file)
             row = np.where(earlier, cc.row[ci], row)
-            src = np.where(earlier, cc.display(ctx.files)[ci], src)
+            src[earlier] = cc.display_at(ctx.files, ci[earlier])
     censor_desc = np.where(is_comp, "competing event: " + desc.astype(str), censor_desc)
     event_desc = np.where(is_event, desc, "")
     start = 0.0 if origin is None else origin[idx]
@@ -623,7 +562,7 @@ def evaluate(
             "cause": pd.array(np.full(len(idx), None), dtype="Int64"),
             "source_table": table.astype(object),
             "source_file": file.astype(object),
-            "source_row": pd.array(np.where(row >= 0, row, None), dtype="Int64"),
+            "source_row": _rows(row),
         }
     )
     if defn.competing:

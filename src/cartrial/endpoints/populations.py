@@ -31,6 +31,10 @@ import pandas as pd
 
 from cartrial.cohort.model import Cohort
 from cartrial.cohort.vocab import COMPLETE_RESPONSES, OBJECTIVE_RESPONSES
+from cartrial.endpoints.response import best_response
+
+#: a missing cell for ``np.where`` into an object array (NumPy's stubs refuse None)
+_NA = np.array(None, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,6 @@ def analysis_populations(
     ``exclusion_reason``: why a patient is outside the safety population (<NA> inside).
     ``best`` may pass ``best_response(cohort, response_window)`` already computed.
     """
-    from cartrial.endpoints.derive import best_response
 
     p = cohort.patients
     ids = p["patient_id"].astype(str)
@@ -175,7 +178,7 @@ def analysis_populations(
             "complete_remission": safety & is_cr,
             "responder": safety & is_resp,
             "best_response": resp.to_numpy(),
-            "exclusion_reason": pd.array(np.where(reason == "", None, reason), dtype="string"),
+            "exclusion_reason": pd.array(np.where(reason == "", _NA, reason), dtype="string"),
         }
     )
     out["infused"] = out["infused"].astype("string")

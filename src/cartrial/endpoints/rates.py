@@ -11,17 +11,23 @@ number is reported. ``population="EFF"`` gives rates among response-evaluable pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from cartrial.cohort.model import Cohort
-from cartrial.endpoints.derive import best_response
 from cartrial.endpoints.populations import POPULATIONS, population_ids
+from cartrial.endpoints.response import best_response
+from cartrial.stats import binomial_ci
+
+if TYPE_CHECKING:
+    from cartrial.stats.proportions import BinomialMethod
 
 
 def response_rates(
     cohort: Cohort,
     window: tuple[float, float] = (0.0, 35.0),
-    method: str = "wilson",
+    method: BinomialMethod = "wilson",
     conf_level: float = 0.95,
     population: str = "SAF",
 ) -> pd.DataFrame:
@@ -29,7 +35,6 @@ def response_rates(
 
     ``population`` and ``population_label`` columns state the denominator.
     """
-    from cartrial.stats import binomial_ci
 
     best = best_response(cohort, window)
     ids = population_ids(cohort, population, window)

@@ -19,6 +19,9 @@ from cartrial.cohort.model import Cohort
 from cartrial.cohort.vocab import COMPLETE_RESPONSES
 from cartrial.endpoints.derive import EndpointOptions, _Context, _display
 
+#: a missing cell for ``np.where`` into an object array (NumPy's stubs refuse None)
+_NA = np.array(None, dtype=object)
+
 KINDS = ("consolidation", "salvage", "not in documented remission")
 
 
@@ -47,7 +50,9 @@ def consolidation_sct(cohort: Cohort, options: EndpointOptions | None = None) ->
     salvage = has & ~np.isnan(pday) & (pday <= sday)
     consolidation = has & ~salvage & ~np.isnan(rday) & (rday <= sday)
     kind = np.where(
-        consolidation, KINDS[0], np.where(salvage, KINDS[1], np.where(has, KINDS[2], None))
+        consolidation,
+        KINDS[0],
+        np.where(salvage, KINDS[1], np.where(has, KINDS[2], _NA)),
     )
     src = np.full(ctx.n, None, dtype=object)
     if has.any():

@@ -1,7 +1,7 @@
 """A synthetic multi-table CD7 CAR-T cohort — SYNTHETIC DATA, never clinical data.
 
 ``simulate_cohort`` draws a realistic trial modelled on the pathway and headline numbers
-of ../../../shared/domain/PATHWAY.md (Tan 2023 J Hematol Oncol 16:34; Hu 2024 N Engl J
+of docs/domain/PATHWAY.md (Tan 2023 J Hematol Oncol 16:34; Hu 2024 N Engl J
 Med 390:1467; Pan 2023; Zhang 2023 Am J Hematol 98:1898):
 
 - three dose levels (5×10⁵, 1×10⁶, 2×10⁶ CAR-T cells/kg), a product-source mix
@@ -36,10 +36,17 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-    import pandas as pd
+import numpy as np
+import pandas as pd
 
+from cartrial._folders import swap_into_place
+from cartrial.cohort import cohort_from_frames, write_cohort
+from cartrial.cohort.tables import columns_frame
+
+#: a missing cell for ``np.where`` into an object array (NumPy's stubs refuse None)
+_NA = np.array(None, dtype=object)
+
+if TYPE_CHECKING:  # pragma: no cover
     from cartrial.cohort import Cohort
 
 DOSE_LEVELS = (("5e5/kg", 5e5), ("1e6/kg", 1e6), ("2e6/kg", 2e6))
@@ -67,34 +74,12 @@ cohort format, times in days since CAR-T infusion on day 0).
 """
 
 
-def stein_profile(days: np.ndarray, cmax: np.ndarray, tmax: np.ndarray, foldx: float,
-                  alpha: np.ndarray, fb: float, beta: float) -> np.ndarray:
-    """Multiphasic CAR-T expansion/contraction (Stein et al. 2019, KINETICS.md).
-
-    ``days`` has shape (k,), the parameters shape (n,); returns an (n, k) array:
-    ``Cmax/foldx·exp(rho·t)`` before Tmax (rho = ln(foldx)/Tmax), then a bi-exponential
-    decline ``(1−FB)·Cmax·exp(−alpha(t−Tmax)) + FB·Cmax·exp(−beta(t−Tmax))``.
-    """
-    import numpy as np
-
-    t = np.asarray(days, dtype=float)[None, :]
-    cmax, tmax, alpha = (np.asarray(a, dtype=float)[:, None] for a in (cmax, tmax, alpha))
-    rho = np.log(foldx) / tmax
-    rising = cmax / foldx * np.exp(rho * t)
-    dt = np.maximum(t - tmax, 0.0)
-    falling = (1 - fb) * cmax * np.exp(-alpha * dt) + fb * cmax * np.exp(-beta * dt)
-    return np.where(t < tmax, rising, falling)
-
-
 def _choice(rng: np.random.Generator, values: tuple | list, p: list[float], n: int) -> np.ndarray:
-    import numpy as np
 
     return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=p)]
 
 
 def _patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    import numpy as np
-    import pandas as pd
 
     child = rng.random(n) < 0.4
     age = np.where(child, rng.uniform(2, 18, n), rng.uniform(18, 70, n)).round(1)
@@ -110,12 +95,18 @@ def _patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
         _choice(rng, ("new_donor", "autologous", "universal"), [0.6, 0.25, 0.15], n),
     )
     relation = _choice(rng, ("sibling", "parent", "child", "unrelated"), [0.35, 0.35, 0.1, 0.2], n)
-    relation = np.where(source == "universal", "third_party",
-                        np.where(source == "autologous", None, relation))
-    hla = np.where(np.isin(relation, ["parent", "child"]), "haploidentical 5/10",
-                   np.where(relation == "sibling",
-                            _choice(rng, ("MSD 10/10", "haploidentical 5/10"), [0.5, 0.5], n),
-                            np.where(relation == "unrelated", "MUD 10/10", None)))
+    relation = np.where(
+        source == "universal", "third_party", np.where(source == "autologous", _NA, relation)
+    )
+    hla = np.where(
+        np.isin(relation, ["parent", "child"]),
+        "haploidentical 5/10",
+        np.where(
+            relation == "sibling",
+            _choice(rng, ("MSD 10/10", "haploidentical 5/10"), [0.5, 0.5], n),
+            np.where(relation == "unrelated", "MUD 10/10", _NA),
+        ),
+    )
     level = rng.permutation(np.arange(n) % 3)
     dose_label = np.array([d[0] for d in DOSE_LEVELS], dtype=object)[level]
     dose = np.array([d[1] for d in DOSE_LEVELS])[level] * rng.uniform(0.85, 1.15, n)
@@ -129,43 +120,43 @@ def _patients(rng: np.random.Generator, n: int) -> pd.DataFrame:
     offsets = np.sort(rng.integers(0, 900, n))
     inf_date = (start + pd.to_timedelta(offsets, unit="D")).strftime("%Y-%m-%d").to_numpy(object)
     inf_date = np.where(infused, inf_date, None)
-    return pd.DataFrame({
-        "patient_id": [f"SYN-{i:03d}" for i in range(1, n + 1)],
-        "age_years": age,
-        "sex": _choice(rng, ("M", "F"), [0.68, 0.32], n),
-        "diagnosis": diagnosis,
-        "cd7_blasts_pct": np.clip(100 - rng.gamma(1.2, 3.0, n), 80, 100).round(1),
-        "bm_blasts_pct": np.where(diagnosis == "T-LBL", rng.uniform(0, 5, n),
-                                  rng.uniform(0, 95, n)).round(1),
-        "extramedullary": np.where(emd, emd_site, "no"),
-        "prior_lines": (1 + rng.poisson(2.5, n)).astype(float),
-        "prior_allo_sct": np.where(prior_sct, "yes", "no"),
-        "product_source": source,
-        "donor_relation": relation,
-        "hla_match": hla,
-        "dose_per_kg": np.round(dose, -3),
-        "dose_level": dose_label,
-        "weight_kg": np.clip(weight, 10, 140).round(1),
-        "height_cm": np.clip(height, 80, 200).round(0),
-        "site": _choice(rng, ("Centre A", "Centre B", "Centre C"), [0.5, 0.3, 0.2], n),
-        "enrolled": "yes",
-        "infused": np.where(infused, "yes", "no"),
-        "infusion_date": inf_date,
-        "synthetic": "yes",
-    })
+    return pd.DataFrame(
+        {
+            "patient_id": [f"SYN-{i:03d}" for i in range(1, n + 1)],
+            "age_years": age,
+            "sex": _choice(rng, ("M", "F"), [0.68, 0.32], n),
+            "diagnosis": diagnosis,
+            "cd7_blasts_pct": np.clip(100 - rng.gamma(1.2, 3.0, n), 80, 100).round(1),
+            "bm_blasts_pct": np.where(
+                diagnosis == "T-LBL", rng.uniform(0, 5, n), rng.uniform(0, 95, n)
+            ).round(1),
+            "extramedullary": np.where(emd, emd_site, "no"),
+            "prior_lines": (1 + rng.poisson(2.5, n)).astype(float),
+            "prior_allo_sct": np.where(prior_sct, "yes", "no"),
+            "product_source": source,
+            "donor_relation": relation,
+            "hla_match": hla,
+            "dose_per_kg": np.round(dose, -3),
+            "dose_level": dose_label,
+            "weight_kg": np.clip(weight, 10, 140).round(1),
+            "height_cm": np.clip(height, 80, 200).round(0),
+            "site": _choice(rng, ("Centre A", "Centre B", "Centre C"), [0.5, 0.3, 0.2], n),
+            "enrolled": "yes",
+            "infused": np.where(infused, "yes", "no"),
+            "infusion_date": inf_date,
+            "synthetic": "yes",
+        }
+    )
 
 
 def _exp(rng: np.random.Generator, median: float | np.ndarray, n: int) -> np.ndarray:
     """Exponential times with the given median (days)."""
-    import numpy as np
 
     return rng.exponential(np.asarray(median, dtype=float) / np.log(2), n)
 
 
 def _course(rng: np.random.Generator, pat: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Response, SCT, relapse, death and follow-up for the infused patients."""
-    import numpy as np
-    import pandas as pd
 
     ids = pat["patient_id"].to_numpy()
     n = len(ids)
@@ -175,7 +166,7 @@ def _course(rng: np.random.Generator, pat: pd.DataFrame) -> tuple[pd.DataFrame, 
     resp_day = rng.integers(26, 31, n).astype(float)
     response = _choice(rng, ("CR", "CRi", "PR", "NR"), [0.60, 0.30, 0.04, 0.06], n)
     complete = np.isin(response, ["CR", "CRi"])
-    mrd = np.where(complete, np.where(rng.random(n) < 0.85, "negative", "positive"), None)
+    mrd = np.where(complete, np.where(rng.random(n) < 0.85, "negative", "positive"), _NA)
     mrd_value = np.where(mrd == "negative", np.nan, np.round(10 ** rng.uniform(-3.7, -1.5, n), 5))
     mrd_value = np.where(mrd == "positive", mrd_value, np.nan)
     prior = pat["prior_allo_sct"].to_numpy() == "yes"
@@ -203,45 +194,106 @@ def _course(rng: np.random.Generator, pat: pd.DataFrame) -> tuple[pd.DataFrame, 
     death = np.maximum(death, np.where(relapsed, relapse + 1, 1))
     last = np.where(dead, death, np.floor(censor))
     rows: list[pd.DataFrame] = []
-    rows.append(pd.DataFrame({"patient_id": ids, "day": resp_day, "event": "response",
-                              "response": response, "mrd": mrd, "mrd_value": mrd_value,
-                              "site": "marrow"}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "patient_id": ids,
+                "day": resp_day,
+                "event": "response",
+                "response": response,
+                "mrd": mrd,
+                "mrd_value": mrd_value,
+                "site": "marrow",
+            }
+        )
+    )
     # extramedullary response by PET-CT at month 2-3 among marrow responders with EMD
     emd = (pat["extramedullary"].to_numpy() != "no") & np.isin(response, ["CR", "CRi", "PR"])
     pet_day = rng.integers(60, 100, n).astype(float)
     pet = emd & (pet_day < last) & ~(relapsed & (relapse <= pet_day))
-    rows.append(pd.DataFrame({
-        "patient_id": ids[pet], "day": pet_day[pet], "event": "response",
-        "response": _choice(rng, ("CR", "PR", "NR"), [0.7, 0.2, 0.1], n)[pet],
-        "site": pat["extramedullary"].to_numpy()[pet]}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "patient_id": ids[pet],
+                "day": pet_day[pet],
+                "event": "response",
+                "response": _choice(rng, ("CR", "PR", "NR"), [0.7, 0.2, 0.1], n)[pet],
+                "site": pat["extramedullary"].to_numpy()[pet],
+            }
+        )
+    )
     rows.append(pd.DataFrame({"patient_id": ids[sct], "day": sct_day[sct], "event": "sct"}))
     kind = np.where(np.isin(response, ["NR", "PR"]), "progression", "relapse")
-    rel_site = np.where(rng.random(n) < 0.7, "marrow",
-                        np.where(pat["extramedullary"].to_numpy() != "no",
-                                 pat["extramedullary"].to_numpy(), "CNS"))
+    rel_site = np.where(
+        rng.random(n) < 0.7,
+        "marrow",
+        np.where(pat["extramedullary"].to_numpy() != "no", pat["extramedullary"].to_numpy(), "CNS"),
+    )
     cd7 = _choice(rng, ("negative", "positive"), [0.55, 0.45], n)
-    rows.append(pd.DataFrame({"patient_id": ids[relapsed], "day": relapse[relapsed],
-                              "event": kind[relapsed], "cd7_status": cd7[relapsed],
-                              "site": rel_site[relapsed]}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "patient_id": ids[relapsed],
+                "day": relapse[relapsed],
+                "event": kind[relapsed],
+                "cd7_status": cd7[relapsed],
+                "site": rel_site[relapsed],
+            }
+        )
+    )
     salvage = relapsed & (rng.random(n) < 0.5) & (relapse + 7 < last)
-    rows.append(pd.DataFrame({"patient_id": ids[salvage], "day": relapse[salvage] + 7,
-                              "event": "new_therapy"}))
-    rows.append(pd.DataFrame({"patient_id": ids[dead], "day": death[dead], "event": "death",
-                              "cause": cause[dead]}))
+    rows.append(
+        pd.DataFrame(
+            {"patient_id": ids[salvage], "day": relapse[salvage] + 7, "event": "new_therapy"}
+        )
+    )
+    rows.append(
+        pd.DataFrame(
+            {"patient_id": ids[dead], "day": death[dead], "event": "death", "cause": cause[dead]}
+        )
+    )
     alive = ~dead
-    rows.append(pd.DataFrame({"patient_id": ids[alive], "day": last[alive],
-                              "event": np.where(ltfu, "lost_to_followup", "last_contact")[alive]}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "patient_id": ids[alive],
+                "day": last[alive],
+                "event": np.where(ltfu, "lost_to_followup", "last_contact")[alive],
+            }
+        )
+    )
     events = pd.concat(rows, ignore_index=True)
-    events = events[events["day"] <= pd.Series(last, index=ids).reindex(events["patient_id"]).to_numpy()]
-    course = {"ids": ids, "last": last, "dead": dead, "death": death, "cause": cause, "sct": sct,
-              "sct_day": sct_day, "response": response, "relapsed": relapsed, "relapse": relapse}
+    events = events[
+        events["day"] <= pd.Series(last, index=ids).reindex(events["patient_id"]).to_numpy()
+    ]
+    course = {
+        "ids": ids,
+        "last": last,
+        "dead": dead,
+        "death": death,
+        "cause": cause,
+        "sct": sct,
+        "sct_day": sct_day,
+        "response": response,
+        "relapsed": relapsed,
+        "relapse": relapse,
+    }
     return events, course
 
 
-def _episodes(rng: np.random.Generator, ids: np.ndarray, p: float, grades: tuple, gp: list,
-              onset: tuple[float, float], duration: tuple[float, float], term: str, system: str,
-              offset: np.ndarray | None = None, eligible: np.ndarray | None = None) -> pd.DataFrame:
-    import pandas as pd
+def _episodes(
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    p: float,
+    grades: tuple,
+    gp: list,
+    onset: tuple[float, float],
+    duration: tuple[float, float],
+    term: str,
+    system: str,
+    offset: np.ndarray | None = None,
+    eligible: np.ndarray | None = None,
+) -> pd.DataFrame:
 
     n = len(ids)
     has = rng.random(n) < p
@@ -252,49 +304,114 @@ def _episodes(rng: np.random.Generator, ids: np.ndarray, p: float, grades: tuple
     if offset is not None:
         start = start + offset
     dur = rng.integers(int(duration[0]), int(duration[1]) + 1, n).astype(float)
-    return pd.DataFrame({"patient_id": ids[has], "term": term, "onset_day": start[has],
-                         "resolution_day": (start + dur)[has], "grade": grade[has],
-                         "system": system})
+    return pd.DataFrame(
+        {
+            "patient_id": ids[has],
+            "term": term,
+            "onset_day": start[has],
+            "resolution_day": (start + dur)[has],
+            "grade": grade[has],
+            "system": system,
+        }
+    )
 
 
 def _adverse_events(rng: np.random.Generator, pat: pd.DataFrame, course: dict) -> pd.DataFrame:
-    import numpy as np
-    import pandas as pd
 
     ids = course["ids"]
     donor = pat["product_source"].to_numpy() != "autologous"
     sct, sct_day = course["sct"], course["sct_day"]
     parts = [
-        _episodes(rng, ids, 0.9, (1, 2, 3, 4), [0.52, 0.37, 0.08, 0.03], (1, 7), (2, 9),
-                  "CRS", "ASTCT2019"),
-        _episodes(rng, ids, 0.12, (1, 2, 3), [0.5, 0.35, 0.15], (4, 10), (2, 6),
-                  "ICANS", "ASTCT2019"),
-        _episodes(rng, ids, 0.45, (1, 2, 3), [0.55, 0.35, 0.10], (14, 60), (10, 40),
-                  "aGVHD", "MAGIC", eligible=donor),
-        _episodes(rng, ids, 0.35, (1, 2, 3, 4), [0.45, 0.35, 0.15, 0.05], (14, 60), (10, 40),
-                  "aGVHD", "MAGIC", offset=sct_day, eligible=sct),
-        _episodes(rng, ids, 0.2, (1, 2, 3), [0.4, 0.4, 0.2], (100, 300), (60, 200),
-                  "cGVHD", "NIH2014", offset=sct_day, eligible=sct),
-        _episodes(rng, ids, 0.30, (2, 3, 4), [0.4, 0.5, 0.1], (3, 29), (5, 14),
-                  "infection", "CTCAE5"),
-        _episodes(rng, ids, 0.40, (2, 3, 4), [0.3, 0.6, 0.1], (30, 400), (7, 21),
-                  "infection", "CTCAE5"),
-        _episodes(rng, ids, 0.95, (3, 4), [0.3, 0.7], (0, 3), (7, 28),
-                  "neutropenia", "CTCAE5"),
-        _episodes(rng, ids, 0.20, (2, 3, 4), [0.3, 0.4, 0.3], (30, 60), (14, 60),
-                  "neutropenia", "CTCAE5"),
-        _episodes(rng, ids, 0.65, (2, 3, 4), [0.3, 0.4, 0.3], (0, 5), (7, 35),
-                  "thrombocytopenia", "CTCAE5"),
+        _episodes(
+            rng,
+            ids,
+            0.9,
+            (1, 2, 3, 4),
+            [0.52, 0.37, 0.08, 0.03],
+            (1, 7),
+            (2, 9),
+            "CRS",
+            "ASTCT2019",
+        ),
+        _episodes(
+            rng, ids, 0.12, (1, 2, 3), [0.5, 0.35, 0.15], (4, 10), (2, 6), "ICANS", "ASTCT2019"
+        ),
+        _episodes(
+            rng,
+            ids,
+            0.45,
+            (1, 2, 3),
+            [0.55, 0.35, 0.10],
+            (14, 60),
+            (10, 40),
+            "aGVHD",
+            "MAGIC",
+            eligible=donor,
+        ),
+        _episodes(
+            rng,
+            ids,
+            0.35,
+            (1, 2, 3, 4),
+            [0.45, 0.35, 0.15, 0.05],
+            (14, 60),
+            (10, 40),
+            "aGVHD",
+            "MAGIC",
+            offset=sct_day,
+            eligible=sct,
+        ),
+        _episodes(
+            rng,
+            ids,
+            0.2,
+            (1, 2, 3),
+            [0.4, 0.4, 0.2],
+            (100, 300),
+            (60, 200),
+            "cGVHD",
+            "NIH2014",
+            offset=sct_day,
+            eligible=sct,
+        ),
+        _episodes(
+            rng, ids, 0.30, (2, 3, 4), [0.4, 0.5, 0.1], (3, 29), (5, 14), "infection", "CTCAE5"
+        ),
+        _episodes(
+            rng, ids, 0.40, (2, 3, 4), [0.3, 0.6, 0.1], (30, 400), (7, 21), "infection", "CTCAE5"
+        ),
+        _episodes(rng, ids, 0.95, (3, 4), [0.3, 0.7], (0, 3), (7, 28), "neutropenia", "CTCAE5"),
+        _episodes(
+            rng, ids, 0.20, (2, 3, 4), [0.3, 0.4, 0.3], (30, 60), (14, 60), "neutropenia", "CTCAE5"
+        ),
+        _episodes(
+            rng,
+            ids,
+            0.65,
+            (2, 3, 4),
+            [0.3, 0.4, 0.3],
+            (0, 5),
+            (7, 35),
+            "thrombocytopenia",
+            "CTCAE5",
+        ),
         _episodes(rng, ids, 0.55, (2, 3), [0.4, 0.6], (0, 5), (7, 30), "anemia", "CTCAE5"),
     ]
     fatal = course["dead"] & np.isin(course["cause"], ["infection", "gvhd"])
     if fatal.any():
         d = course["death"][fatal]
-        parts.append(pd.DataFrame({
-            "patient_id": ids[fatal],
-            "term": np.where(course["cause"][fatal] == "infection", "infection", "aGVHD"),
-            "onset_day": np.maximum(d - rng.integers(3, 15, int(fatal.sum())), 0.0),
-            "resolution_day": d, "grade": 5, "system": "CTCAE5"}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": ids[fatal],
+                    "term": np.where(course["cause"][fatal] == "infection", "infection", "aGVHD"),
+                    "onset_day": np.maximum(d - rng.integers(3, 15, int(fatal.sum())), 0.0),
+                    "resolution_day": d,
+                    "grade": 5,
+                    "system": "CTCAE5",
+                }
+            )
+        )
     ae = pd.concat(parts, ignore_index=True)
     last = pd.Series(course["last"], index=ids).reindex(ae["patient_id"]).to_numpy()
     ae = ae[ae["onset_day"].to_numpy() <= last].copy()
@@ -305,33 +422,54 @@ def _adverse_events(rng: np.random.Generator, pat: pd.DataFrame, course: dict) -
 
 
 def _fmt(values: np.ndarray, digits: int) -> np.ndarray:
-    import numpy as np
+    """Values rounded as recorded (``digits`` decimals): the float a CSV cell of their
+    shortest round-trip text reads back as."""
 
-    # numpy's float64 str is the shortest round-trip repr, the same text as repr(float)
-    return np.round(np.asarray(values, dtype=float), digits).astype(str).astype(object)
+    return np.round(np.asarray(values, dtype=float), digits)
 
 
-def _long(ids: np.ndarray, days: np.ndarray, analyte: str, values: np.ndarray, unit: str | None,
-          lloq: float | None = None) -> pd.DataFrame:
-    """(n, k) values on a (k,) day grid → long observation rows."""
-    import numpy as np
-    import pandas as pd
+def _long(
+    rows: np.ndarray,
+    days: np.ndarray,
+    analyte: str,
+    values: np.ndarray,
+    unit: str | None,
+    lloq: float | None = None,
+) -> dict[str, object]:
+    """(n, k) values on a (k,) day grid → long observation rows, as columns: ``row``
+    indexes the patient; a word (oxygen device …) goes to ``word``, its value NaN."""
 
     n, k = values.shape
-    return pd.DataFrame({"patient_id": np.repeat(ids, k), "day": np.tile(days, n).astype(float),
-                         "analyte": analyte, "value": values.reshape(-1), "unit": unit,
-                         "lloq": np.nan if lloq is None else lloq})
+    flat = values.reshape(-1)
+    words = flat.dtype == object
+    return {
+        "row": np.repeat(rows, k),
+        "day": np.tile(np.asarray(days, dtype=float), n),
+        "analyte": analyte,
+        "value": np.full(n * k, np.nan) if words else flat,
+        "word": flat if words else None,
+        "unit": unit,
+        "lloq": np.nan if lloq is None else lloq,
+    }
 
 
-def _profiles(rng: np.random.Generator, days: np.ndarray, cmax: np.ndarray, tmax: np.ndarray,
-              foldx: float, alpha: np.ndarray, fb: float, beta: float, sigma: float,
-              lloq: float) -> np.ndarray:
+def _profiles(
+    rng: np.random.Generator,
+    days: np.ndarray,
+    cmax: np.ndarray,
+    tmax: np.ndarray,
+    foldx: float,
+    alpha: np.ndarray,
+    fb: float,
+    beta: float,
+    sigma: float,
+    lloq: float,
+) -> np.ndarray:
     """(n, k) noisy profiles, BLQ reported as 0: the model and noise of
     ``cartrial.kinetics.model.simulate_profile`` (``ln C(t) + N(0, sigma²)``), vectorised
     across patients. One (n, k) normal draw consumes the generator exactly as n
     per-patient draws of k would, so a seed gives the same profiles as the per-patient
     loop did."""
-    import numpy as np
 
     t = np.asarray(days, dtype=float)[None, :]
     cmax, tmax, alpha = (np.asarray(a, dtype=float)[:, None] for a in (cmax, tmax, alpha))
@@ -344,11 +482,11 @@ def _profiles(rng: np.random.Generator, days: np.ndarray, cmax: np.ndarray, tmax
     return np.where(values < lloq, 0.0, values)
 
 
-def _kinetics(rng: np.random.Generator, pat: pd.DataFrame, ids: np.ndarray) -> list[pd.DataFrame]:
+def _kinetics(rng: np.random.Generator, pat: pd.DataFrame, ids: np.ndarray) -> list[dict]:
     """CAR-T by qPCR and flow (Stein model) and T/NK/B counts (KINETICS.md)."""
-    import numpy as np
 
     n = len(ids)
+    rows = np.arange(n)
     days = np.asarray(KINETIC_DAYS, dtype=float)
     dose_effect = (pat["dose_per_kg"].to_numpy(float) / 1e6) ** 0.4
     cmax = 4e4 * dose_effect * rng.lognormal(0, 0.8, n)
@@ -357,31 +495,56 @@ def _kinetics(rng: np.random.Generator, pat: pd.DataFrame, ids: np.ndarray) -> l
     qpcr = _profiles(rng, days, cmax, tmax, 3900.0, alpha, 0.008, 0.004, 0.4, QPCR_LLOQ)
     cmax_flow = cmax / 120 * rng.lognormal(0, 0.3, n)
     flow = _profiles(rng, days, cmax_flow, tmax, 1500.0, alpha, 0.01, 0.004, 0.45, FLOW_LLOQ)
-    out = [_long(ids, days, "cart_qpcr", _fmt(qpcr, 1), "copies/ug", QPCR_LLOQ),
-           _long(ids, days, "cart_flow", _fmt(flow, 2), "cells/uL", FLOW_LLOQ)]
+    out = [
+        _long(rows, days, "cart_qpcr", _fmt(qpcr, 1), "copies/ug", QPCR_LLOQ),
+        _long(rows, days, "cart_flow", _fmt(flow, 2), "cells/uL", FLOW_LLOQ),
+    ]
     t = np.asarray(IMMUNE_DAYS, dtype=float)
     child = pat["age_years"].to_numpy(float) < 18
     base_t = np.where(child, 1600.0, 1000.0) * rng.lognormal(0, 0.3, n)
     noise = lambda: rng.lognormal(0, 0.25, (n, len(t)))  # noqa: E731
     after = t >= 0
     # CD7+ T cells: lymphodepleted on day 0, then killed by the CAR-T cells (~2 weeks)
-    cd7_t = np.where(after, base_t[:, None] * 0.9 * 0.08 * np.exp(-0.45 * np.maximum(t, 0)),
-                     base_t[:, None] * 0.9) * noise()
+    cd7_t = (
+        np.where(
+            after,
+            base_t[:, None] * 0.9 * 0.08 * np.exp(-0.45 * np.maximum(t, 0)),
+            base_t[:, None] * 0.9,
+        )
+        * noise()
+    )
     target = rng.uniform(250, 700, n)[:, None]
-    cd7neg_t = np.where(after, 10 + (target - 10) * (1 - np.exp(-np.maximum(t, 0) / 120)),
-                        base_t[:, None] * 0.1) * noise()
+    cd7neg_t = (
+        np.where(
+            after, 10 + (target - 10) * (1 - np.exp(-np.maximum(t, 0) / 120)), base_t[:, None] * 0.1
+        )
+        * noise()
+    )
     base_nk = rng.uniform(150, 400, n)[:, None]
-    cd7_nk = np.where(after, base_nk * 0.9 * 0.1 * np.exp(-0.4 * np.maximum(t, 0)),
-                      base_nk * 0.9) * noise()
-    cd7neg_nk = np.where(after, 5 + (base_nk * 0.6) * (1 - np.exp(-np.maximum(t, 0) / 60)),
-                         base_nk * 0.1) * noise()
-    cd19 = np.where(after, 2 + rng.uniform(100, 300, n)[:, None]
-                    * (1 - np.exp(-np.maximum(t - 30, 0) / 120)), rng.uniform(50, 300, n)[:, None])
+    cd7_nk = (
+        np.where(after, base_nk * 0.9 * 0.1 * np.exp(-0.4 * np.maximum(t, 0)), base_nk * 0.9)
+        * noise()
+    )
+    cd7neg_nk = (
+        np.where(after, 5 + (base_nk * 0.6) * (1 - np.exp(-np.maximum(t, 0) / 60)), base_nk * 0.1)
+        * noise()
+    )
+    cd19 = np.where(
+        after,
+        2 + rng.uniform(100, 300, n)[:, None] * (1 - np.exp(-np.maximum(t - 30, 0) / 120)),
+        rng.uniform(50, 300, n)[:, None],
+    )
     cd19 = cd19 * noise()
-    for name, values in ((CD7_T, cd7_t), ("cd7neg_t", cd7neg_t), ("cd3", cd7_t + cd7neg_t),
-                         (CD7_NK, cd7_nk), ("cd7neg_nk", cd7neg_nk), ("nk", cd7_nk + cd7neg_nk),
-                         ("cd19_b", cd19)):
-        out.append(_long(ids, t, name, _fmt(values, 1), "cells/uL"))
+    for name, values in (
+        (CD7_T, cd7_t),
+        ("cd7neg_t", cd7neg_t),
+        ("cd3", cd7_t + cd7neg_t),
+        (CD7_NK, cd7_nk),
+        ("cd7neg_nk", cd7neg_nk),
+        ("nk", cd7_nk + cd7neg_nk),
+        ("cd19_b", cd19),
+    ):
+        out.append(_long(rows, t, name, _fmt(values, 1), "cells/uL"))
     return out
 
 
@@ -389,8 +552,6 @@ def _daily_grade(ae: pd.DataFrame, term: str, ids: np.ndarray) -> np.ndarray:
     """(n, 15) daily grade on days 0–14: grade 1 on the first episode day, the peak grade
     on the next two days, grade 1 afterwards until resolution (exclusive); the worst
     episode of a patient wins on each day (one (episodes, 15) array, no patient loop)."""
-    import numpy as np
-    import pandas as pd
 
     grid = np.zeros((len(ids), BEDSIDE_DAYS), dtype=int)
     ep = ae[(ae["term"] == term) & (ae["grade"] < 5)]
@@ -407,50 +568,117 @@ def _daily_grade(ae: pd.DataFrame, term: str, ids: np.ndarray) -> np.ndarray:
     return grid
 
 
-def _bedside(rng: np.random.Generator, pat: pd.DataFrame, ae: pd.DataFrame, ids: np.ndarray
-             ) -> list[pd.DataFrame]:
+def _bedside(
+    rng: np.random.Generator, pat: pd.DataFrame, ae: pd.DataFrame, ids: np.ndarray
+) -> list[dict]:
     """Daily observations on days 0–14 consistent with the recorded CRS/ICANS grades
     under ASTCT 2019 (Lee et al. 2019, Tables 3–6): fever ≥ 38 °C on CRS days; grade 2 by
     low-flow oxygen, 3 by one vasopressor, 4 by two; ICANS by ICE (age ≥ 12) or CAPD."""
-    import numpy as np
 
-    n = len(ids)
+    rows = np.arange(len(ids))
     days = np.arange(BEDSIDE_DAYS, dtype=float)
     crs = _daily_grade(ae, "CRS", ids)
     icans = _daily_grade(ae, "ICANS", ids)
-    temp = np.where(crs >= 1, rng.uniform(38.2, 39.9, crs.shape), rng.uniform(36.3, 37.4, crs.shape))
+    temp = np.where(
+        crs >= 1, rng.uniform(38.2, 39.9, crs.shape), rng.uniform(36.3, 37.4, crs.shape)
+    )
     vaso = np.where(crs == 3, 1, np.where(crs == 4, 2, 0)).astype(float)
     oxygen = np.where(crs == 2, "low_flow", "room_air").astype(object)
     flow = np.where(crs == 2, 2.0, 0.0)
     adult = (pat["age_years"].to_numpy(float) >= 12)[:, None]
     ice = np.choose(icans, [10, 8, 5, 2, 0])
     capd = np.choose(icans, [0, 4, 6, 12, 20])
-    conscious = np.choose(icans, np.array(
-        ["alert", "alert", "alert", "awakens_to_touch", "unarousable"], dtype=object))
-    conscious_child = np.choose(icans, np.array(
-        ["alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_touch",
-         "unarousable"], dtype=object))
+    conscious = np.choose(
+        icans,
+        np.array(["alert", "alert", "alert", "awakens_to_touch", "unarousable"], dtype=object),
+    )
+    conscious_child = np.choose(
+        icans,
+        np.array(
+            [
+                "alert",
+                "awakens_spontaneously",
+                "awakens_to_voice",
+                "awakens_to_touch",
+                "unarousable",
+            ],
+            dtype=object,
+        ),
+    )
     conscious = np.where(adult, conscious, conscious_child)
     out = [
-        _long(ids, days, "temperature", _fmt(temp, 1), "C"),
-        _long(ids, days, "vasopressors", _fmt(vaso, 0), "n"),
-        _long(ids, days, "oxygen", oxygen, None),
-        _long(ids, days, "o2_flow", _fmt(flow, 1), "L/min"),
-        _long(ids, days, "consciousness", conscious, None),
+        _long(rows, days, "temperature", _fmt(temp, 1), "C"),
+        _long(rows, days, "vasopressors", _fmt(vaso, 0), "n"),
+        _long(rows, days, "oxygen", oxygen, None),
+        _long(rows, days, "o2_flow", _fmt(flow, 1), "L/min"),
+        _long(rows, days, "consciousness", conscious, None),
     ]
-    ice_rows = _long(ids, days, "ice_score", _fmt(ice.astype(float), 0), "points")
-    capd_rows = _long(ids, days, "capd_score", _fmt(capd.astype(float), 0), "points")
+    ice_rows = _long(rows, days, "ice_score", _fmt(ice.astype(float), 0), "points")
+    capd_rows = _long(rows, days, "capd_score", _fmt(capd.astype(float), 0), "points")
     is_adult = np.repeat(adult[:, 0], BEDSIDE_DAYS)
-    out += [ice_rows[is_adult], capd_rows[~is_adult]]
-    _ = n
+    out += [_rows_where(ice_rows, is_adult), _rows_where(capd_rows, ~is_adult)]
     return out
 
 
-def simulate_tables(n_patients: int = 60, seed: int = 1, bedside: bool = True
-                    ) -> dict[str, pd.DataFrame]:
-    """The four raw tables of a synthetic cohort (see the module docstring)."""
-    import numpy as np
-    import pandas as pd
+def _rows_where(part: dict, mask: np.ndarray) -> dict:
+    """The rows of one ``_long`` part where ``mask`` holds."""
+    return {k: v[mask] if hasattr(v, "shape") else v for k, v in part.items()}
+
+
+def _observations(parts: list[dict], ids: np.ndarray, last: np.ndarray) -> pd.DataFrame:
+    """The ``_long`` parts as one observations table: rows after the patient's last day
+    dropped, sorted by (patient_id, day) keeping the parts' order within a day (the
+    stable sort of the text ids), text columns dictionary-encoded (Categorical)."""
+
+    part = np.repeat(np.arange(len(parts)), [len(p["row"]) for p in parts])
+    row = np.concatenate([p["row"] for p in parts])
+    day = np.concatenate([p["day"] for p in parts])
+    keep = np.flatnonzero(day <= last[row])
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(np.asarray(ids, dtype=str), kind="stable")] = np.arange(len(ids))
+    order = keep[np.lexsort((day[keep], rank[row[keep]]))]
+    del keep
+    words = [p["word"] for p in parts if p["word"] is not None]
+    word_codes, word_names = pd.factorize(np.concatenate(words) if words else np.array([], object))
+    word = np.full(len(row), -1, dtype=np.int64)
+    word[np.isin(part, [i for i, p in enumerate(parts) if p["word"] is not None])] = word_codes
+    row, part = row[order], part[order]
+
+    def coded(values: list, codes: np.ndarray) -> pd.Categorical:
+        codes_of, cats = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+        return pd.Categorical.from_codes(codes_of[codes], categories=pd.Index(cats, dtype=object))
+
+    return columns_frame(
+        {
+            "patient_id": pd.Categorical.from_codes(row, categories=pd.Index(ids, dtype=object)),
+            "day": day[order],
+            "analyte": coded([p["analyte"] for p in parts], part),
+            "value": np.concatenate([p["value"] for p in parts])[order],
+            "value_text": pd.Categorical.from_codes(
+                word[order], categories=pd.Index(word_names, dtype=object)
+            ),
+            "unit": coded([p["unit"] for p in parts], part),
+            "lloq": np.array([p["lloq"] for p in parts], dtype=float)[part],
+        },
+        pd.RangeIndex(len(order)),
+    )
+
+
+def simulate_tables(
+    n_patients: int = 60, seed: int = 1, bedside: bool = True
+) -> dict[str, pd.DataFrame]:
+    """The four raw tables of a synthetic cohort (see the module docstring); observations
+    hold a number in ``value`` or, for oxygen device and consciousness, a word in
+    ``value_text`` (the cohort's typed form)."""
+    tables = _tables(n_patients, seed, bedside)
+    obs = tables["observations"]
+    for col in ("patient_id", "analyte", "value_text", "unit"):
+        obs[col] = obs[col].astype(object).where(obs[col].notna(), None)
+    return tables
+
+
+def _tables(n_patients: int, seed: int, bedside: bool) -> dict[str, pd.DataFrame]:
+    """``simulate_tables`` with the observations' text columns dictionary-encoded."""
 
     if n_patients < 1:
         raise ValueError(f"n_patients: found {n_patients}; expected at least 1")
@@ -462,34 +690,37 @@ def simulate_tables(n_patients: int = 60, seed: int = 1, bedside: bool = True
     obs = _kinetics(rng, infused, course["ids"])
     if bedside:
         obs += _bedside(rng, infused, ae, course["ids"])
-    observations = pd.concat(obs, ignore_index=True)
-    last = pd.Series(course["last"], index=course["ids"])
-    observations = observations[observations["day"].to_numpy()
-                                <= last.reindex(observations["patient_id"]).to_numpy()]
-    observations = observations.sort_values(["patient_id", "day"], kind="stable")
+    observations = _observations(obs, course["ids"], course["last"])
     events = events.sort_values(["patient_id", "day"], kind="stable")
-    return {"patients": patients, "events": events.reset_index(drop=True),
-            "adverse_events": ae, "observations": observations.reset_index(drop=True)}
+    return {
+        "patients": patients,
+        "events": events.reset_index(drop=True),
+        "adverse_events": ae,
+        "observations": observations,
+    }
 
 
 def simulate_cohort(n_patients: int = 60, seed: int = 1, bedside: bool = True) -> Cohort:
     """A validated synthetic ``Cohort`` (SYNTHETIC DATA; deterministic for a seed)."""
-    from cartrial.cohort import cohort_from_frames
 
-    tables = simulate_tables(n_patients, seed, bedside)
-    return cohort_from_frames(**tables,
-                              source=f"synthetic (cartrial simulate, n={n_patients}, seed={seed})")
+    tables = _tables(n_patients, seed, bedside)
+    return cohort_from_frames(
+        **tables, source=f"synthetic (cartrial simulate, n={n_patients}, seed={seed})"
+    )
 
 
-def write_simulated_cohort(directory: str | os.PathLike[str], n_patients: int = 60, seed: int = 1,
-                           overwrite: bool = False, bedside: bool = True) -> Path:
+def write_simulated_cohort(
+    directory: str | os.PathLike[str],
+    n_patients: int = 60,
+    seed: int = 1,
+    overwrite: bool = False,
+    bedside: bool = True,
+) -> Path:
     """Simulate, validate and write a cohort folder (four CSVs + README.txt).
 
     A non-empty existing ``directory`` is refused unless ``overwrite``; the folder is
     built beside the target and moved into place, so nothing half-written is left.
     """
-    from cartrial._folders import swap_into_place
-    from cartrial.cohort import write_cohort
 
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:

@@ -8,9 +8,11 @@ Entry points (observations as a mapping and/or keyword arguments, names as in
 * ``grade_icans(obs, system="ASTCT2019", capd_age_cutoff=12)`` - also "CARTOX" (CRES)
 * ``grade_agvhd(obs, system="MAGIC")`` - also "Keystone1994"; ``stage_agvhd(obs)``
 * ``grade_cgvhd(organ_scores)`` - NIH 2014 global severity
-* ``grade_ctcae(term, obs, version="5.0")`` - haematology, febrile neutropenia, infection
+* ``grade_ctcae(term, obs, version="5.0")`` - haematology, febrile neutropenia, infection,
+  liver, renal, coagulation, symptom, electrolyte, glucose, seizure and encephalopathy terms
 * ``grade_icaht(days, anc)`` - early and late ICAHT (Rejeski 2023)
-* ``grade_iechs(obs)`` - IEC-HS identification and grade (Hines 2023)
+* ``grade_iechs(obs)`` - IEC-HS identification and grade from the consensus grading
+  table's interventions and consequences (Hines 2023)
 * ``car_hematotox`` / ``easix`` (``grading.risk``) - pre-infusion risk scores per patient
 * ``grade_daily`` / ``derive_episodes`` / ``compare_episodes`` (``grading.episodes``)
 

@@ -84,6 +84,40 @@ HEADACHE: dict[str, int] = {"none": 0, "mild": 1, "moderate": 2, "severe": 3}
 #: maculo-papular: > 30% BSA with moderate or severe symptoms is grade 3
 RASH_SYMPTOMS: dict[str, int] = {"none": 0, "mild": 1, "moderate": 2, "severe": 3}
 
+#: CTCAE v5.0 Hypophosphatemia (Metabolism and nutrition disorders), graded in v5.0 by
+#: what it needed, not by the phosphate level: 1 laboratory finding only, intervention
+#: not indicated; 2 oral replacement therapy indicated; 3 severe or medically
+#: significant, hospitalization or prolongation of hospitalization indicated; 4
+#: life-threatening consequences, urgent intervention indicated. Code = grade.
+PHOSPHATE_REPLACEMENT: dict[str, int] = {
+    "none": 0,
+    "lab_finding_only": 1,
+    "oral_replacement": 2,
+    "hospitalization": 3,
+    "life_threatening": 4,
+}
+#: CTCAE v5.0 Seizure (Nervous system disorders): 1 brief partial seizure, no loss of
+#: consciousness; 2 brief generalized seizure; 3 new onset seizures (partial or
+#: generalized), multiple seizures despite medical intervention; 4 life-threatening
+#: consequences, prolonged repetitive seizures; 5 death. Code = grade.
+SEIZURE_CTCAE: dict[str, int] = {
+    "none": 0,
+    "brief_partial": 1,
+    "brief_generalized": 2,
+    "new_or_multiple": 3,
+    "prolonged_repetitive": 4,
+}
+#: CTCAE v5.0 Encephalopathy (Nervous system disorders): 1 mild symptoms; 2 moderate
+#: symptoms, limiting instrumental ADL; 3 severe symptoms, limiting self care ADL; 4
+#: life-threatening consequences, urgent intervention indicated; 5 death. Code = grade.
+ENCEPHALOPATHY: dict[str, int] = {
+    "none": 0,
+    "mild": 1,
+    "moderate": 2,
+    "severe": 3,
+    "life_threatening": 4,
+}
+
 CATEGORIES: dict[str, dict[str, int]] = {
     **_cohort.CATEGORIES,
     "hypotension_treatment": HYPOTENSION_TREATMENT,
@@ -93,6 +127,9 @@ CATEGORIES: dict[str, dict[str, int]] = {
     "vomiting": VOMITING,
     "headache": HEADACHE,
     "rash_symptoms": RASH_SYMPTOMS,
+    "phosphate_replacement": PHOSPHATE_REPLACEMENT,
+    "seizure_ctcae": SEIZURE_CTCAE,
+    "encephalopathy": ENCEPHALOPATHY,
 }
 ALIASES: dict[str, dict[str, str]] = {
     **_cohort.ALIASES,
@@ -152,6 +189,45 @@ ALIASES: dict[str, dict[str, str]] = {
         "severe pain": "severe",
     },
     "rash_symptoms": {"no": "none", "asymptomatic": "none"},
+    "phosphate_replacement": {
+        "no": "none",
+        "lab only": "lab_finding_only",
+        "laboratory finding only": "lab_finding_only",
+        "oral": "oral_replacement",
+        "oral replacement": "oral_replacement",
+        "hospitalisation": "hospitalization",
+        "iv replacement": "hospitalization",
+        "urgent": "life_threatening",
+    },
+    "seizure_ctcae": {
+        "no": "none",
+        "brief partial": "brief_partial",
+        "brief focal": "brief_partial",
+        "brief generalised": "brief_generalized",
+        "brief tonic clonic": "brief_generalized",
+        "brief gtc": "brief_generalized",
+        "new": "new_or_multiple",
+        "new onset": "new_or_multiple",
+        "first seizure": "new_or_multiple",
+        "multiple": "new_or_multiple",
+        "multiple despite treatment": "new_or_multiple",
+        "refractory": "new_or_multiple",
+        "status epilepticus": "prolonged_repetitive",
+        "status": "prolonged_repetitive",
+        "ncse": "prolonged_repetitive",
+        "non convulsive status": "prolonged_repetitive",
+        "nonconvulsive status": "prolonged_repetitive",
+        "prolonged": "prolonged_repetitive",
+        "repetitive": "prolonged_repetitive",
+    },
+    "encephalopathy": {
+        "no": "none",
+        "mild symptoms": "mild",
+        "moderate symptoms": "moderate",
+        "severe symptoms": "severe",
+        "urgent": "life_threatening",
+        "life threatening": "life_threatening",
+    },
     "hypoxia_treatment": {
         "no": "none",
         "exercise": "with_exercise",
@@ -180,6 +256,32 @@ QUESTIONS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
             ("rapid_resolving", "prolonged", "repetitive", "generalized"),
         )
         for w in ("yes", "seizure", "fit", "seizures")
+    },
+    "seizure_ctcae": {
+        w: (
+            f"'{w}' does not say whether the seizure was new onset (CTCAE v5.0 grade 3) or "
+            "brief in a known seizure disorder (partial 1, generalized 2)",
+            ("brief_partial", "brief_generalized", "new_or_multiple", "prolonged_repetitive"),
+        )
+        for w in (
+            "yes",
+            "seizure",
+            "fit",
+            "focal",
+            "partial",
+            "generalized",
+            "tonic clonic",
+            "gtc",
+            "convulsive",
+        )
+    },
+    "encephalopathy": {
+        w: (
+            f"'{w}' does not say how severe the encephalopathy is or which activities of "
+            "daily living it limits, which the CTCAE v5.0 Encephalopathy rows grade",
+            ("mild", "moderate", "severe", "life_threatening"),
+        )
+        for w in ("confused", "somnolent", "obtunded", "lethargic", "yes")
     },
 }
 
@@ -250,7 +352,8 @@ def encode(category: str, value: object) -> float:
     for candidate in (text, _key(american(text))):
         if candidate in lookup:
             return float(lookup[candidate])
-    question = QUESTIONS.get(category, {}).get(text)
+    asked = QUESTIONS.get(category, {})
+    question = asked.get(text) or asked.get(_key(american(text)))
     if question is not None:
         why, options = question
         raise UnknownWord(value, f"a precise word: {why}. Which is it: {', '.join(options)}?")
@@ -261,7 +364,7 @@ def encode(category: str, value: object) -> float:
         words = []
         for n in near:
             word = decode(category, lookup[n])
-            if word not in words:
+            if word is not None and word not in words:
                 words.append(word)
         hint = f"did you mean {' or '.join(words)}? " if words else ""
         raise UnknownWord(value, f"{hint}one of {describe(category)}") from None

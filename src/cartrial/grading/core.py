@@ -112,13 +112,10 @@ def _is_missing(value: object) -> bool:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    try:
-        import pandas as pd  # only to recognise pd.NA/NaT
+    import pandas as pd  # only to recognise pd.NA/NaT (a required dependency)
 
-        if value is pd.NA or value is pd.NaT:
-            return True
-    except ImportError:  # pragma: no cover
-        pass
+    if value is pd.NA or value is pd.NaT:
+        return True
     return isinstance(value, str) and value.strip().lower() in _MISSING_TEXT
 
 
@@ -291,7 +288,8 @@ def parse_column(name: str, values: Any, where: str = "row", units: Any = None) 
     if units is not None and spec.kind in (_N, _I):  # words and yes/no carry no unit
         unit_arr = np.asarray(units, dtype=object)
         blank = np.array([_is_missing(u) for u in unit_arr], dtype=bool)
-        unit_arr = np.where(blank, None, unit_arr)
+        unit_arr = unit_arr.copy()
+        unit_arr[blank] = None
         if blank.all():
             unit_arr = None
     if arr.dtype.kind in "fiub" and spec.kind in (_N, _I):
@@ -396,36 +394,66 @@ def bound(
         if s.worst is not None and np.isnan(arrays[f]).any()
     }
     names = list(unknown)
-    benign_v = {f: np.where(unknown[f], fills[f].benign, arrays[f]) for f in names}
-    worst_v = {f: np.where(unknown[f], fills[f].worst, arrays[f]) for f in names}
+    # The kernel is element-wise, so rows with every item known are graded once and
+    # only the rows with an unknown item are evaluated at the corners (int8 grades:
+    # at registry scale the corner stack is the memory-bandwidth cost).
+    any_unknown = np.zeros(n, dtype=bool)
+    for m in unknown.values():
+        any_unknown |= m
+    lo = np.zeros(n, dtype=np.int8)
+    hi = np.zeros(n, dtype=np.int8)
+    complete = ~any_unknown
+    if complete.all():
+        lo[:] = np.asarray(kernel(arrays)).astype(np.int8)
+        hi[:] = lo
+    elif complete.any():
+        g = np.asarray(kernel({k: v[complete] for k, v in arrays.items()})).astype(np.int8)
+        lo[complete] = g
+        hi[complete] = g
+    rows = np.flatnonzero(any_unknown)
+    sub = {k: v[rows] for k, v in arrays.items()} if len(rows) else {}
+    unknown_sub = {f: unknown[f][rows] for f in names}
+    benign_v = {f: np.where(unknown_sub[f], fills[f].benign, sub[f]) for f in names}
+    worst_v = {f: np.where(unknown_sub[f], float(fills[f].worst or 0.0), sub[f]) for f in names}
 
     def at(corner: int) -> np.ndarray:
-        d = dict(arrays)
+        d = dict(sub)
         for j, f in enumerate(names):
             d[f] = worst_v[f] if corner >> j & 1 else benign_v[f]
-        return np.asarray(kernel(d)).astype(int)
+        return np.asarray(kernel(d)).astype(np.int8)
 
     k = len(names)
+    corners: list[int]
     if k <= MAX_CORNER_FIELDS:
-        corners = range(2**k)
+        corners = list(range(2**k))
     else:  # all benign, all worst, and each field alone flipped from either end
         full = 2**k - 1
         corners = sorted(
             {0, full, *(1 << j for j in range(k)), *(full ^ (1 << j) for j in range(k))}
         )
-    grades = {c: at(c) for c in corners}
-    stack = np.stack(list(grades.values()))
-    lo, hi = stack.min(axis=0), stack.max(axis=0)
     missing: dict[str, np.ndarray] = {}
-    for j, f in enumerate(names):
-        bit = 1 << j
-        flag = np.zeros(n, dtype=bool)
-        for c, g in grades.items():
-            if not c & bit and (c | bit) in grades:
-                flag |= grades[c | bit] > g
-        flag &= unknown[f]
-        if flag.any():
-            missing[f] = flag
+    if len(rows):
+        grades = {c: at(c) for c in corners}
+        sub_lo = grades[corners[0]].copy()
+        sub_hi = sub_lo.copy()
+        for g in grades.values():
+            np.minimum(sub_lo, g, out=sub_lo)
+            np.maximum(sub_hi, g, out=sub_hi)
+        lo[rows] = sub_lo
+        hi[rows] = sub_hi
+        for j, f in enumerate(names):
+            bit = 1 << j
+            flag = np.zeros(len(rows), dtype=bool)
+            for c, g in grades.items():
+                if not c & bit and (c | bit) in grades:
+                    flag |= grades[c | bit] > g
+            flag &= unknown_sub[f]
+            if flag.any():
+                full_flag = np.zeros(n, dtype=bool)
+                full_flag[rows] = flag
+                missing[f] = full_flag
+    lo = lo.astype(int)
+    hi = hi.astype(int)
     orphan = hi > lo
     for m in missing.values():
         orphan &= ~m

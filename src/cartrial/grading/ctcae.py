@@ -70,9 +70,54 @@ rash acneiform (same BSA/ADL structure as maculo-papular); the ASCO irAE guideli
 reproduction of the maculo-papular rows (> 30% BSA with mild symptoms = grade 2); for
 nausea, vomiting (two independent reproductions agree on the v5.0 ladder) and headache,
 CTCAE v5.0 tables reproduced in public code. The NCI workbook itself was not in the
-searchable store, so these rows are secondary-checked, not primary-checked. Not implemented, because the v5.0 rows could not
-be checked: Seizure, Encephalopathy (their v5.0 rows differ from the ASTCT ICANS items),
-Hypokalemia and Hyponatremia (v5.0 mixes thresholds with symptoms and interventions).
+searchable store, so these rows are secondary-checked, not primary-checked.
+
+Metabolism and nutrition disorders (electrolytes and glucose; LLN/ULN from the reference
+ranges; canonical units sodium/potassium mmol/L, corrected calcium mg/dL, ionised
+calcium mmol/L, magnesium mg/dL, glucose mmol/L, other units converted):
+
+* Hyponatremia: < LLN-130 mmol/L = 1; 125-129 and asymptomatic = 2; 125-129 symptomatic,
+  or 120-124 regardless of symptoms = 3; < 120 = 4
+* Hypernatremia: > ULN-150 = 1; > 150-155 = 2; > 155-160 = 3; > 160 = 4
+* Hypokalemia: < LLN-3.0 mmol/L = 1; < LLN-3.0 symptomatic, intervention indicated = 2;
+  < 3.0-2.5 = 3; < 2.5 = 4
+* Hyperkalemia: > ULN-5.5 = 1; > 5.5-6.0 = 2; > 6.0-7.0 = 3; > 7.0 = 4
+* Hypocalcemia: corrected serum calcium < LLN-8.0 mg/dL (< LLN-2.0 mmol/L) = 1; < 8.0-7.0
+  = 2; < 7.0-6.0 = 3; < 6.0 = 4; or ionised calcium < LLN-1.0 mmol/L = 1; < 1.0-0.9 = 2;
+  < 0.9-0.8 = 3; < 0.8 = 4 (either reading is enough; the worse counts)
+* Hypomagnesemia: < LLN-1.2 mg/dL (< LLN-0.5 mmol/L) = 1; < 1.2-0.9 = 2; < 0.9-0.7 = 3;
+  < 0.7 = 4
+* Hypoglycemia: < LLN-3.0 mmol/L (< LLN-55 mg/dL) = 1; < 3.0-2.2 = 2; < 2.2-1.7 = 3;
+  < 1.7 = 4
+* Hypophosphatemia: v5.0 grades it by what it needed, not by the level: laboratory
+  finding only, intervention not indicated = 1; oral replacement therapy indicated = 2;
+  severe or medically significant, hospitalization indicated = 3; life-threatening = 4
+* every term: life-threatening consequences (urgent intervention indicated) with an
+  abnormal value = 4; death = 5. Unknown, they widen ``grade_max`` (never a lower grade).
+
+Nervous system disorders:
+
+* Seizure: brief partial seizure, no loss of consciousness = 1; brief generalized seizure
+  = 2; new onset seizures (partial or generalized), multiple seizures despite medical
+  intervention = 3; life-threatening consequences, prolonged repetitive seizures = 4;
+  death = 5 (field ``seizure_ctcae``: the ASTCT ICANS ``seizure`` rows are different)
+* Encephalopathy: mild symptoms = 1; moderate symptoms, limiting instrumental ADL = 2;
+  severe symptoms, limiting self care ADL = 3; life-threatening consequences, urgent
+  intervention indicated = 4; death = 5
+
+Checked against: the laboratory thresholds of these rows (and that v5.0 Hypophosphatemia
+has no laboratory thresholds) against the CTCAE v4/v5 criteria restated in the pharmaverse
+admiral package's grading tests (tests/testthat/test-derive_var_atoxgr.R, "NCICTCAEv4
+and NCICTCAEv5 criteria is the same" for each of these terms); the hypocalcaemia rows
+against a CTCAE v4.03 reproduction (Oncohema Key, "Electrolyte abnormalities", Table
+7.1); Seizure and Encephalopathy against a CTCAE v4.03 reproduction (Ther Clin Risk Manag
+2018, PMC5987753, Table 3). Not checked against text: the symptom/intervention
+qualifiers of the electrolyte rows (hyponatremia 125-129 symptomatic, hypokalemia grade
+2) and the v5.0 additions "new onset seizures" (Seizure grade 3) and the v5.0
+Hypophosphatemia intervention rows, which are from the NCI v5.0 table as recalled.
+Mixed-unit boundaries: CTCAE's mg/dL and mmol/L rows are rounded separately; values are
+converted to the canonical unit and graded by its row (e.g. glucose 30 mg/dL = 1.67
+mmol/L is graded 4 by the mmol/L row, 3 by the mg/dL row).
 
 Every count threshold is strict ("<"): a value exactly at a boundary belongs to the
 milder grade (ANC 1.5 is grade 1, ANC 0.5 is grade 3). ULN/LLN come from the reference
@@ -103,6 +148,7 @@ from cartrial.grading.core import (
     grade_from_bounds,
     single,
 )
+from cartrial.grading.ranges import ReferenceRanges
 
 SOURCE = "NCI Common Terminology Criteria for Adverse Events (CTCAE) v5.0 (2017)"
 VERSION = "CTCAE5"
@@ -150,6 +196,16 @@ TERM_NAMES: dict[str, tuple[str, str]] = {
     "vomiting": ("Vomiting", "Gastrointestinal disorders"),
     "headache": ("Headache", "Nervous system disorders"),
     "rash_maculopapular": ("Rash maculo-papular", "Skin and subcutaneous tissue disorders"),
+    "hyponatremia": ("Hyponatremia", "Metabolism and nutrition disorders"),
+    "hypernatremia": ("Hypernatremia", "Metabolism and nutrition disorders"),
+    "hypokalemia": ("Hypokalemia", "Metabolism and nutrition disorders"),
+    "hyperkalemia": ("Hyperkalemia", "Metabolism and nutrition disorders"),
+    "hypocalcemia": ("Hypocalcemia", "Metabolism and nutrition disorders"),
+    "hypophosphatemia": ("Hypophosphatemia", "Metabolism and nutrition disorders"),
+    "hypomagnesemia": ("Hypomagnesemia", "Metabolism and nutrition disorders"),
+    "hypoglycemia": ("Hypoglycemia", "Metabolism and nutrition disorders"),
+    "seizure": ("Seizure", "Nervous system disorders"),
+    "encephalopathy": ("Encephalopathy", "Nervous system disorders"),
 }
 TERMS = tuple(TERM_NAMES)
 #: other names accepted (folded; British spellings are folded first). Only words that
@@ -186,6 +242,21 @@ TERM_ALIASES: dict[str, str] = {
     "maculopapular rash": "rash_maculopapular",
     "maculo papular rash": "rash_maculopapular",
     "rash maculopapular": "rash_maculopapular",
+    "low sodium": "hyponatremia",
+    "high sodium": "hypernatremia",
+    "low potassium": "hypokalemia",
+    "high potassium": "hyperkalemia",
+    "low calcium": "hypocalcemia",
+    "low phosphate": "hypophosphatemia",
+    "hypophosphataemia": "hypophosphatemia",
+    "low magnesium": "hypomagnesemia",
+    "low glucose": "hypoglycemia",
+    "low blood sugar": "hypoglycemia",
+    "seizures": "seizure",
+    "convulsion": "seizure",
+    "convulsions": "seizure",
+    "fit": "seizure",
+    "fits": "seizure",
 }
 INFECTION_GRADE = np.array([0, 1, 2, 3, 3, 4, 5])  # by codes.INFECTION code
 LUNG_INFECTION_GRADE = np.array([0, -1, 2, 3, 3, 4, 5])  # no grade 1 ("local" refused)
@@ -274,6 +345,78 @@ def rash_kernel(d: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.where(present & (adl >= 2), 3, g)
 
 
+#: CTCAE v5.0 electrolyte and glucose terms graded by the value and the limit from the
+#: reference ranges: term -> (field, "lln"/"uln", grade 2, 3 and 4 thresholds). Decreases
+#: are strict ("<"), increases strict (">"); grade 1 is below LLN / above ULN.
+ELECTROLYTE_TERMS: dict[str, tuple[str, str, tuple[float, float, float]]] = {
+    "hyponatremia": ("sodium_mmol_l", "lln", (130.0, 125.0, 120.0)),
+    "hypernatremia": ("sodium_mmol_l", "uln", (150.0, 155.0, 160.0)),
+    "hypokalemia": ("potassium_mmol_l", "lln", (math.nan, 3.0, 2.5)),
+    "hyperkalemia": ("potassium_mmol_l", "uln", (5.5, 6.0, 7.0)),
+    "hypocalcemia": ("calcium_corrected_mg_dl", "lln", (8.0, 7.0, 6.0)),
+    "hypomagnesemia": ("magnesium_mg_dl", "lln", (1.2, 0.9, 0.7)),
+    "hypoglycemia": ("glucose_mmol_l", "lln", (3.0, 2.2, 1.7)),
+}
+#: ionised calcium rows of Hypocalcemia (mmol/L): < LLN-1.0: 1; < 1.0-0.9: 2; < 0.9-0.8: 3;
+#: < 0.8: 4 (an alternative reading of the same term: the worse of the two counts)
+IONIZED_CALCIUM = ("calcium_ionized_mmol_l", (1.0, 0.9, 0.8))
+
+
+def low_grade(v: np.ndarray, lln: float, t: tuple[float, float, float]) -> np.ndarray:
+    """< t4: 4, < t3: 3, < t2: 2, < LLN: 1 (a NaN t2 means no value-defined grade 2)."""
+    t2, t3, t4 = t
+    g2 = v < t2 if not math.isnan(t2) else np.zeros(np.shape(v), dtype=bool)
+    return np.select([v < t4, v < t3, g2, v < lln], [4, 3, 2, 1], 0)
+
+
+def high_grade(v: np.ndarray, uln: float, t: tuple[float, float, float]) -> np.ndarray:
+    """> t4: 4, > t3: 3, > t2: 2, > ULN: 1."""
+    t2, t3, t4 = t
+    return np.select([v > t4, v > t3, v > t2, v > uln], [4, 3, 2, 1], 0)
+
+
+def electrolyte_kernel(term: str, limit: float, limit_ionized: float | None = None):
+    """The vectorised CTCAE v5.0 kernel of an electrolyte/glucose term for ``limit``
+    (LLN or ULN); ``life_threatening`` makes an abnormal value grade 4, ``death`` 5."""
+    field, side, t = ELECTROLYTE_TERMS[term]
+
+    def kernel(d):
+        v = d[field]
+        g = low_grade(v, limit, t) if side == "lln" else high_grade(v, limit, t)
+        if term == "hyponatremia":  # 125-129 mmol/L: 2 asymptomatic, 3 symptomatic
+            g = np.where((v >= 125.0) & (v < 130.0) & (d["symptomatic"] >= 1), 3, g)
+        if term == "hypokalemia":  # < LLN-3.0: 2 when symptomatic, intervention indicated
+            raise_2 = (d["symptomatic"] >= 1) | (d["intervention_indicated"] >= 1)
+            g = np.where((g == 1) & raise_2, 2, g)
+        if term == "hypocalcemia" and limit_ionized is not None:
+            f2, ti = IONIZED_CALCIUM
+            g = np.maximum(g, low_grade(d[f2], limit_ionized, ti))
+        g = np.where((g >= 1) & (d["life_threatening"] >= 1), 4, g)
+        return np.where(d["death"] >= 1, 5, g)
+
+    return kernel
+
+
+def seizure_kernel(d: Mapping[str, np.ndarray]) -> np.ndarray:
+    g = d["seizure_ctcae"].astype(int)
+    return np.where(d["death"] >= 1, 5, g)
+
+
+def encephalopathy_kernel(d: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Severity word, raised by the ADL it limits (instrumental: 2; self care: 3)."""
+    g = d["encephalopathy"].astype(int)
+    adl = d["adl_limitation"]
+    present = g >= 1
+    g = np.where(present & (adl >= 1), np.maximum(g, 2), g)
+    g = np.where(present & (adl >= 2), np.maximum(g, 3), g)
+    return np.where(d["death"] >= 1, 5, g)
+
+
+def phosphate_kernel(d: Mapping[str, np.ndarray]) -> np.ndarray:
+    g = d["phosphate_replacement"].astype(int)
+    return np.where(d["death"] >= 1, 5, g)
+
+
 #: the symptom terms graded by ``_symptom`` (bedside inputs, no laboratory limits)
 SYMPTOM_TERMS = ("diarrhea", "nausea", "vomiting", "headache", "rash_maculopapular")
 #: terms whose CTCAE v5.0 row has no grade 5 (a death due to them is refused)
@@ -338,7 +481,6 @@ def _ranges(
     uln: Mapping[str, float] | None,
     ranges: str | Path | None,
 ):
-    from cartrial.grading.ranges import ReferenceRanges
 
     lln = dict(lln or {})
     for sex in ("F", "M"):  # release-1.0 keys hemoglobin_g_dl_F / _M
@@ -384,9 +526,10 @@ def _term_grade(
         fills = {
             "hemoglobin_g_dl": Fill(16.0, 3.0),
             "sex": Fill(0, None),
-            "life_threatening": Fill(0, 1)
-            if (hb < 8.0 or math.isnan(hb))
-            else Fill(math.nan, None),
+            # asked at every haemoglobin: "life-threatening consequences; urgent
+            # intervention indicated" is grade 4 whatever the count, so an unknown answer
+            # keeps grade_max at 4 (only an explicit "no" closes it)
+            "life_threatening": Fill(0, 1),
             "death": Fill(math.nan, None),
         }
         lf, lm = _hb_lln(lln, rr, "F"), _hb_lln(lln, rr, "M")
@@ -416,14 +559,12 @@ def _term_grade(
         return b, reasons
     if term == "febrile_neutropenia":
         anc, temp = values.get("anc", math.nan), values.get("temperature_c", math.nan)
-        established = anc < 1.0 and (
-            temp > 38.3 or (temp >= 38.0 and values.get("fever_sustained_1h") == 1)
-        )
         fills = {
             "anc": Fill(3.0, 0.0),
             "temperature_c": Fill(36.5, 39.0),
             "fever_sustained_1h": Fill(0, 1),
-            "life_threatening": Fill(0, 1) if established else Fill(math.nan, None),
+            # asked whether or not FN is established yet: unknown, it keeps grade_max at 4
+            "life_threatening": Fill(0, 1),
             "death": Fill(math.nan, None),
         }
         b = bound(
@@ -508,6 +649,10 @@ def _term_grade(
         return b, reasons
     if term in SYMPTOM_TERMS:
         return _symptom(term, values)
+    if term in ELECTROLYTE_TERMS:
+        return _electrolyte(term, values, rr)
+    if term in ("seizure", "encephalopathy", "hypophosphatemia"):
+        return _neuro_or_phosphate(term, values)
     if term in LIVER_TERMS:
         return _liver(term, values, rr)
     if term == "creatinine_increased":
@@ -525,8 +670,8 @@ def lab_kernel(term: str, limit: float):
         def liver(d):
             v, bl = d[field], d[base_field]
             with np.errstate(divide="ignore", invalid="ignore"):
-                by_bl = multiple_grade(np.round(v / bl, 9), bl_cuts)  # type: ignore[arg-type]
-            by_uln = multiple_grade(np.round(v / limit, 9), uln_cuts)  # type: ignore[arg-type]
+                by_bl = multiple_grade(np.round(v / bl, 9), bl_cuts)
+            by_uln = multiple_grade(np.round(v / limit, 9), uln_cuts)
             return np.where(bl > limit, by_bl, by_uln)
 
         return liver, {field: Fill(0.0, 1e6), base_field: Fill(1e12, 0.0)}
@@ -663,6 +808,105 @@ def _symptom(term: str, values: Mapping[str, float]) -> tuple[Bounds, list[str]]
     v = values.get(term, math.nan)
     if not math.isnan(v):
         reasons.append(f"{name}: {codes.decode(term, v)} -> grade {int(v)}")
+    return b, reasons
+
+
+_ELECTROLYTE_RULES = {
+    "hyponatremia": "< LLN-130: 1; 125-129 asymptomatic: 2; 125-129 symptomatic or 120-124: 3; "
+    "< 120: 4",
+    "hypernatremia": "> ULN-150: 1; > 150-155: 2; > 155-160: 3; > 160: 4",
+    "hypokalemia": "< LLN-3.0: 1; < LLN-3.0 symptomatic, intervention indicated: 2; "
+    "< 3.0-2.5: 3; < 2.5: 4",
+    "hyperkalemia": "> ULN-5.5: 1; > 5.5-6.0: 2; > 6.0-7.0: 3; > 7.0: 4",
+    "hypocalcemia": "corrected calcium < LLN-8.0 mg/dL: 1; < 8.0-7.0: 2; < 7.0-6.0: 3; < 6.0: 4; "
+    "ionised calcium < LLN-1.0 mmol/L: 1; < 1.0-0.9: 2; < 0.9-0.8: 3; < 0.8: 4",
+    "hypomagnesemia": "< LLN-1.2 mg/dL: 1; < 1.2-0.9: 2; < 0.9-0.7: 3; < 0.7: 4",
+    "hypoglycemia": "< LLN-3.0 mmol/L: 1; < 3.0-2.2: 2; < 2.2-1.7: 3; < 1.7: 4",
+}
+
+
+def _electrolyte(term: str, values: Mapping[str, float], rr) -> tuple[Bounds, list[str]]:
+    """CTCAE v5.0 electrolyte/glucose terms (see module doc). The symptom qualifier of
+    hyponatremia (125-129 mmol/L) and hypokalemia (grade 2) is unknown when not given:
+    the grade is bounded and it is listed missing. Hypocalcemia reads corrected and/or
+    ionised calcium (either is enough; the worse counts)."""
+    field, side, _t = ELECTROLYTE_TERMS[term]
+    name = TERM_NAMES[term][0]
+    limit = rr.need(side, field)
+    unit = "mg/dL" if field.endswith("mg_dl") else "mmol/L"
+    fills: dict[str, Fill] = {
+        field: Fill(limit.value, 0.0 if side == "lln" else 1e6),
+        "symptomatic": Fill(0, 1),
+        "intervention_indicated": Fill(0, 1),
+        "life_threatening": Fill(0, 1),
+        "death": Fill(math.nan, None),
+    }
+    primary: tuple[str, ...] = (field, "death")
+    lim_i = None
+    reasons = [f"{side.upper()} {fmt(limit.value)} {unit} from: {limit.source}"]
+    if term == "hypocalcemia":
+        f2 = IONIZED_CALCIUM[0]
+        lim_i = rr.need("lln", f2)
+        # the two measures are alternative readings: one is enough, so an absent one is
+        # not unknown-and-severe (it is not listed missing)
+        fills[field] = Fill(limit.value, None)
+        fills[f2] = Fill(lim_i.value, None)
+        primary = (field, f2, "death")
+        reasons.append(f"ionised calcium LLN {fmt(lim_i.value)} mmol/L from: {lim_i.source}")
+        if all(math.isnan(values.get(f, math.nan)) for f in (field, f2)):
+            fills[field] = Fill(limit.value, 0.0)
+    kernel = electrolyte_kernel(term, limit.value, None if lim_i is None else lim_i.value)
+    b = bound(kernel, single(values, fills), fills, primary)
+    v = values.get(field, math.nan)
+    shown = [
+        f"{fmt(values[f])} {'mg/dL' if f.endswith('mg_dl') else 'mmol/L'} ({f})"
+        for f in (field, IONIZED_CALCIUM[0] if term == "hypocalcemia" else field)
+        if not math.isnan(values.get(f, math.nan))
+    ]
+    if shown:
+        reasons.append(f"{name}: {', '.join(dict.fromkeys(shown))} ({_ELECTROLYTE_RULES[term]})")
+    if values.get("life_threatening") == 1 and not math.isnan(v):
+        reasons.append("life-threatening consequences -> grade 4")
+    return b, reasons
+
+
+def _neuro_or_phosphate(term: str, values: Mapping[str, float]) -> tuple[Bounds, list[str]]:
+    """CTCAE v5.0 Seizure, Encephalopathy and Hypophosphatemia (v5.0 grades it by what
+    it needed, not by the phosphate level) from their category fields."""
+    name = TERM_NAMES[term][0]
+    field = {"seizure": "seizure_ctcae", "hypophosphatemia": "phosphate_replacement"}.get(
+        term, term
+    )
+    fills = {field: Fill(0, 4), "death": Fill(math.nan, None)}
+    kernel = {
+        "seizure": seizure_kernel,
+        "encephalopathy": encephalopathy_kernel,
+        "hypophosphatemia": phosphate_kernel,
+    }[term]
+    if term == "encephalopathy":
+        fills["adl_limitation"] = Fill(0, 2)
+    b = bound(kernel, single(values, fills), fills, (field, "death"))
+    v = values.get(field, math.nan)
+    if not math.isnan(v):
+        reasons = [f"{name}: {codes.decode(field, v)} -> grade {int(b.lo[0])}"]
+    else:
+        reasons = []
+    if term == "encephalopathy":
+        reasons.append(
+            "Encephalopathy: mild symptoms 1; moderate, limiting instrumental ADL 2; severe, "
+            "limiting self care ADL 3; life-threatening, urgent intervention 4"
+        )
+    elif term == "seizure":
+        reasons.append(
+            "Seizure: brief partial, no loss of consciousness 1; brief generalized 2; new "
+            "onset (partial or generalized) or multiple despite medical intervention 3; "
+            "life-threatening, prolonged repetitive 4"
+        )
+    else:
+        reasons.append(
+            "Hypophosphatemia (graded by intervention in v5.0): laboratory finding only 1; "
+            "oral replacement indicated 2; hospitalization indicated 3; life-threatening 4"
+        )
     return b, reasons
 
 

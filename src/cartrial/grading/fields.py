@@ -18,7 +18,11 @@ without a unit that is plausible in two units giving different meanings
 Conversion factors: counts 1 cell/uL = 10^-3 x10^9/L (1 /mm3 = 1 /uL); haemoglobin
 1 g/L = 0.1 g/dL, 1 mmol/L (Hb monomer) = 1.611 g/dL; bilirubin 1 mg/dL = 17.1 umol/L;
 creatinine 1 mg/dL = 88.4 umol/L; fibrinogen 1 g/L = 100 mg/dL; CRP 1 mg/dL = 10 mg/L;
-enzymes 1 ukat/L = 60 U/L; ferritin 1 ug/L = 1 ng/mL; temperature C = (F - 32) x 5/9.
+enzymes 1 ukat/L = 60 U/L; ferritin 1 ug/L = 1 ng/mL; temperature C = (F - 32) x 5/9;
+sodium and potassium 1 mEq/L = 1 mmol/L; calcium 1 mmol/L = 4.008 mg/dL (40.08 g/mol),
+ionised calcium 1 mg/dL = 0.2495 mmol/L; magnesium 1 mmol/L = 2.431 mg/dL (24.305 g/mol),
+1 mEq/L = 1.2155 mg/dL; glucose 1 mmol/L = 18.016 mg/dL (180.16 g/mol). Magnesium has
+no unit-free reading (0.2-1.3 is plausible in mg/dL and in mmol/L): it needs its unit.
 """
 
 from __future__ import annotations
@@ -265,6 +269,61 @@ FIELDS: dict[str, FieldSpec] = {
     "iechs_grade": FieldSpec(
         _I, 0, 5, "grade", "IEC-HS grade assessed by the clinician (Hines 2023 grading table)"
     ),
+    # IEC-HS grading (Hines 2023 grading table: interventions and consequences)
+    "iechs_immunosuppression": FieldSpec(
+        _B, help="immunosuppressive agents given for IEC-HS (e.g. anakinra, steroids)"
+    ),
+    "fibrinogen_replacement": FieldSpec(
+        _B, help="transfusion (cryoprecipitate/fibrinogen) for hypofibrinogenaemia"
+    ),
+    "bleeding_transfusion": FieldSpec(_B, help="coagulopathy with bleeding requiring transfusion"),
+    "bleeding_life_threatening": FieldSpec(_B, help="life-threatening bleeding"),
+    "aki_new": FieldSpec(_B, help="new-onset acute kidney injury"),
+    "dialysis": FieldSpec(_B, help="renal failure requiring dialysis"),
+    # CTCAE v5.0 electrolytes and glucose (LLN/ULN from the reference ranges)
+    "sodium_mmol_l": FieldSpec(_N, 80, 200, "mmol/L", "serum sodium", {"mEq/L": (1.0, 0.0)}),
+    "potassium_mmol_l": FieldSpec(
+        _N, 1.0, 10.0, "mmol/L", "serum potassium", {"mEq/L": (1.0, 0.0)}
+    ),
+    "calcium_corrected_mg_dl": FieldSpec(
+        _N,
+        3.6,
+        20.0,
+        "mg/dL",
+        "serum calcium corrected for albumin",
+        {"mmol/L": (4.008, 0.0)},
+        None,
+        "mmol/L",
+    ),
+    "calcium_ionized_mmol_l": FieldSpec(
+        _N, 0.2, 3.0, "mmol/L", "ionised calcium", {"mg/dL": (0.2495, 0.0)}, None, "mg/dL"
+    ),
+    "magnesium_mg_dl": FieldSpec(
+        _N,
+        0.2,
+        12.0,
+        "mg/dL",
+        "serum magnesium (needs its unit: mg/dL and mmol/L overlap)",
+        {"mmol/L": (2.431, 0.0), "mEq/L": (1.2155, 0.0)},
+        0.0,
+        "mmol/L",
+    ),
+    "glucose_mmol_l": FieldSpec(
+        _N, 0.5, 60.0, "mmol/L", "blood glucose", {"mg/dL": (1 / 18.016, 0.0)}, 15.0, "mg/dL"
+    ),
+    "symptomatic": FieldSpec(_B, help="symptoms attributable to the laboratory abnormality"),
+    "intervention_indicated": FieldSpec(
+        _B, help="intervention (e.g. replacement) indicated or initiated for the abnormality"
+    ),
+    "phosphate_replacement": FieldSpec(
+        "phosphate_replacement", help="what the hypophosphataemia needed (CTCAE v5.0 rows)"
+    ),
+    "seizure_ctcae": FieldSpec(
+        "seizure_ctcae", help="seizure as the CTCAE v5.0 Seizure rows describe it"
+    ),
+    "encephalopathy": FieldSpec(
+        "encephalopathy", help="encephalopathy as the CTCAE v5.0 rows describe it"
+    ),
 }
 
 #: other names accepted for a field (the bedside's own words and both spellings)
@@ -298,6 +357,25 @@ FIELD_ALIASES: dict[str, str] = {
     "ferritin": "ferritin_ng_ml",
     "crp": "crp_mg_l",
     "ldh": "ldh_u_l",
+    "sodium": "sodium_mmol_l",
+    "na": "sodium_mmol_l",
+    "potassium": "potassium_mmol_l",
+    "k": "potassium_mmol_l",
+    "corrected_calcium": "calcium_corrected_mg_dl",
+    "calcium_corrected": "calcium_corrected_mg_dl",
+    "ionised_calcium": "calcium_ionized_mmol_l",
+    "ionized_calcium": "calcium_ionized_mmol_l",
+    "calcium_ionised_mmol_l": "calcium_ionized_mmol_l",
+    "magnesium": "magnesium_mg_dl",
+    "mg": "magnesium_mg_dl",
+    "glucose": "glucose_mmol_l",
+    "blood_glucose": "glucose_mmol_l",
+    "haemophagocytosis_present": "hemophagocytosis",
+    "hospitalisation": "hospitalization_indicated",
+    "aki": "aki_new",
+    "haemodialysis": "dialysis",
+    "hemodialysis": "dialysis",
+    "cryoprecipitate": "fibrinogen_replacement",
 }
 
 #: unit spellings (folded by ``unit_key``) -> the unit names used in ``FieldSpec``
@@ -335,6 +413,7 @@ UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
     "points": ("score", "pts"),
     "L/min": ("l/min", "lpm"),
     "mL/day": ("ml/day", "ml/d"),
+    "mEq/L": ("meq/l",),
 }
 
 
@@ -524,4 +603,26 @@ BEDSIDE_CRS = (
     "o2_flow_l_min",
 )
 BEDSIDE_ICANS = ("consciousness", "seizure", "motor_weakness", "cerebral_edema")
-BEDSIDE_FORM = (*BEDSIDE_CRS, "ice_score", *BEDSIDE_ICANS, "age_years")
+#: the IEC-HS section (identification findings, attribution, and the items of the grading
+#: table; vasopressors, vasopressin and oxygen come from the CRS section)
+BEDSIDE_IECHS = (
+    "ferritin_ng_ml",
+    "ferritin_baseline_ng_ml",
+    "alt_u_l",
+    "ast_u_l",
+    "fibrinogen_mg_dl",
+    "hemophagocytosis",
+    "cytopenia_new_or_worse",
+    "coagulopathy",
+    "iechs_attributable",
+    "iechs_other_cause",
+    "iechs_immunosuppression",
+    "fibrinogen_replacement",
+    "bleeding_transfusion",
+    "aki_new",
+    "hospitalization_indicated",
+    "bleeding_life_threatening",
+    "dialysis",
+    "iechs_grade",
+)
+BEDSIDE_FORM = (*BEDSIDE_CRS, "ice_score", *BEDSIDE_ICANS, "age_years", *BEDSIDE_IECHS)

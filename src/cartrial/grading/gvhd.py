@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cartrial.cohort.vocab import GRADING_SYSTEMS, canonical
 from cartrial.grading.core import (
     Bounds,
     Fill,
@@ -28,6 +29,7 @@ from cartrial.grading.core import (
     bound,
     fmt,
     grade_from_bounds,
+    parse_observations,
     single,
 )
 
@@ -200,7 +202,7 @@ def bound_agvhd(data: Mapping[str, np.ndarray], system: str, kernel=None) -> tup
     lo = np.minimum(adult.lo, child.lo)
     hi = np.maximum(adult.hi, child.hi)
     missing: dict[str, np.ndarray] = {}
-    for f in set(adult.missing) | set(child.missing):
+    for f in dict.fromkeys([*adult.missing, *child.missing]):  # ordered, not hash order
         z = np.zeros(len(w), dtype=bool)
         missing[f] = adult.missing.get(f, z) | child.missing.get(f, z)
     differs = unknown_w & ((adult.lo != child.lo) | (adult.hi != child.hi))
@@ -213,14 +215,12 @@ def stage_agvhd(
     obs: Mapping[str, Any] | None = None, system: str = "MAGIC", **kwargs: Any
 ) -> dict[str, int | None]:
     """Organ stages (lower bounds; None where nothing about the organ was observed)."""
-    from cartrial.grading.core import parse_observations
 
     values = parse_observations(obs, **kwargs)
     return {k: v["stage"] for k, v in _organ_detail(values, _system(system)).items()}
 
 
 def _system(system: str) -> str:
-    from cartrial.cohort.vocab import GRADING_SYSTEMS, canonical
 
     name = canonical(system, GRADING_SYSTEMS)
     if name not in ("MAGIC", "Keystone1994"):

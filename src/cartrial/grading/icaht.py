@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from cartrial.cohort.vocab import UNIT_ALIASES, canonical
 from cartrial.grading.core import Grade, GradingInputError, fmt
 
 SOURCE = "Rejeski K et al., Blood 2023;142:865-877 (EHA/EBMT ICAHT grading), Table 2"
@@ -60,7 +61,6 @@ class IcahtResult:
 def _canonical_unit(unit: str) -> str:
     if str(unit).lower() == "auto":
         return "auto"
-    from cartrial.cohort.vocab import UNIT_ALIASES, canonical
 
     name = canonical(unit, UNIT_ALIASES)
     if name not in UNITS:

@@ -19,6 +19,7 @@ import numpy as np
 
 from cartrial.grading import codes
 from cartrial.grading.core import (
+    Bounds,
     Fill,
     Grade,
     GradingInputError,
@@ -320,7 +321,6 @@ def bound_astct(data: Mapping[str, np.ndarray], capd_age_cutoff: float = 12):
     and take the envelope (``age_years`` reported missing where the tools disagree),
     like ``grade_astct`` does for one observation.
     """
-    from cartrial.grading.core import Bounds
 
     n = len(next(iter(data.values())))
     nan = np.full(n, np.nan)

@@ -16,24 +16,43 @@ The supporting findings are computed from the laboratory values, each a named fl
 * haemophagocytosis in marrow or tissue, new/worsening/refractory cytopenias and other
   coagulopathy: entered by the clinician.
 
-These thresholds are NOT verified against the paper's text (see "Grading" below).
-
 Attribution to the IEC therapy and the absence of another cause are clinical judgements
 and are entered (``iechs_attributable``, ``iechs_other_cause``); nothing is inferred.
 
-Grading. The consensus grades IEC-HS 1-5 by the interventions and consequences in its
-grading table. That table, and the identification table with its thresholds, could NOT
-be checked against the primary text: a search of the stored public pages, code and
-documentation (2 Dec 2026; queries on the title, "IEC-HS" with grade / identification /
-ferritin / hypofibrinogenemia wording, Transplant Cell Ther 2023;29:438) found only the
-abstract (PubMed 36906275; MSKCC and Stanford listings), which says the paper delineates
-"a framework for identifying IEC-HS" and "a grading schema", and reviews that do not
-reproduce the tables as text (Cancers 2023;15:5149; Front Oncol 2025;15:1631557). No
-grade is therefore computed from a table that was not read: the grade is the
-clinician's (``iechs_grade``), checked against the identification (0 when IEC-HS is
-excluded, at least 1 when it is identified), and a site that holds the paper can align
-the supporting-finding thresholds above, which are parameters (``IechsCriteria``) and
-whose values come from the reviewers' recollection of the paper, not from its text.
+Grading (the consensus grading table; ``GRADING`` below, one row per grade):
+
+* 1: asymptomatic or mild symptoms, no intervention for IEC-HS needed (identified IEC-HS
+  with none of the items below);
+* 2: mild to moderate symptoms requiring intervention: immunosuppressive agents directed
+  at IEC-HS (``iechs_immunosuppression``) or transfusion for hypofibrinogenaemia
+  (``fibrinogen_replacement``);
+* 3: severe or medically significant but not immediately life-threatening: coagulopathy
+  with bleeding requiring transfusion (``bleeding_transfusion``), new-onset acute kidney
+  injury (``aki_new``), hospitalization or prolongation of hospitalization
+  (``hospitalization_indicated``);
+* 4: life-threatening consequences, urgent intervention indicated: life-threatening
+  bleeding (``bleeding_life_threatening``), hypotension requiring vasopressors
+  (``vasopressors`` >= 1 or ``vasopressin``), hypoxia requiring positive-pressure
+  ventilation (``oxygen`` cpap, bipap or mechanical_ventilation), renal failure requiring
+  dialysis (``dialysis``);
+* 5: death (``death``).
+
+The grade is computed from those items with the missing-data rule of the other engines
+(an unknown item widens [``grade``, ``grade_max``]; ``death`` is not asked, as in every
+engine). A clinician's ``iechs_grade`` is accepted when it lies within that range and
+refused otherwise (it then contradicts the entered items).
+
+Sources and what was checked. Primary: Hines MR et al., Transplant Cell Ther
+2023;29:438.e1-438.e16 (PubMed 36906275). Its tables were NOT available as text in the
+searchable store (searches of stored pages, code, documentation and issue threads on 2
+Dec 2026 for the grading and identification wording: "IEC-HS" with grade, ferritin,
+hypofibrinogenemia, cryoprecipitate, vasopressors; the Wobma 2025 Front Oncol review and
+the Cancers 2023;15:5149 review gave only their front matter). The grading rows above
+and the identification thresholds are the consensus as recalled by the project's
+reviewers in issue 11, NOT checked against the paper's text; each is a named, overridable
+table (``GRADING``, ``IechsCriteria``) so that a site holding the paper can verify them.
+A public note in the store describing a "2024 ASTCT update" that grades IEC-HS by
+ferritin thresholds was rejected: it contradicts the 2023 consensus abstract.
 """
 
 from __future__ import annotations
@@ -43,12 +62,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cartrial.grading.core import Grade, GradingInputError, fmt
+import numpy as np
+
+from cartrial.grading import codes
+from cartrial.grading.core import Fill, Grade, GradingInputError, bound, fmt, single
+from cartrial.grading.ranges import ReferenceRanges
 
 SOURCE = (
-    "Hines MR et al., Transplant Cell Ther 2023;29:438.e1-438.e16 (ASTCT consensus on "
-    "IEC-HS: identification criteria and grading; thresholds here not verified against "
-    "the paper's tables)"
+    "ASTCT IEC-HS consensus (Hines MR et al., Transplant Cell Ther 2023;29:438.e1-438.e16): "
+    "identification criteria and grading table (rows as recalled in issue 11, not checked "
+    "against the paper's text)"
 )
 SYSTEM = "IECHS2023"
 
@@ -139,6 +162,76 @@ def _flag_fibrinogen(v, c: IechsCriteria, reasons: list[str]) -> float:
     return float(hit)
 
 
+#: the grading table: grade -> its items as (field, wording); a row is met when any of its
+#: items is (``vasopressors`` >= 1; ``oxygen`` cpap or more; the others yes)
+_PPV = float(codes.OXYGEN["cpap"])
+GRADING: dict[int, tuple[tuple[str, str], ...]] = {
+    2: (
+        ("iechs_immunosuppression", "immunosuppressive agents directed at IEC-HS"),
+        ("fibrinogen_replacement", "transfusion for hypofibrinogenaemia"),
+    ),
+    3: (
+        ("bleeding_transfusion", "coagulopathy with bleeding requiring transfusion"),
+        ("aki_new", "new-onset acute kidney injury"),
+        ("hospitalization_indicated", "hospitalization or prolongation of hospitalization"),
+    ),
+    4: (
+        ("bleeding_life_threatening", "life-threatening bleeding"),
+        ("vasopressors", "hypotension requiring vasopressors"),
+        ("vasopressin", "hypotension requiring vasopressors (vasopressin)"),
+        ("oxygen", "hypoxia requiring positive-pressure ventilation"),
+        ("dialysis", "renal failure requiring dialysis"),
+    ),
+}
+GRADE_WORDS = {
+    1: "asymptomatic or mild, no intervention for IEC-HS",
+    2: "mild to moderate, requiring intervention",
+    3: "severe or medically significant, not immediately life-threatening",
+    4: "life-threatening consequences, urgent intervention indicated",
+    5: "death",
+}
+GRADING_FIELDS = (*(f for rows in GRADING.values() for f, _ in rows), "death")
+
+
+def _met(field: str, x: np.ndarray) -> np.ndarray:
+    return x >= _PPV if field == "oxygen" else x >= 1
+
+
+def grade_kernel(d) -> np.ndarray:
+    """Grade of identified IEC-HS from the grading items (vectorised; 1 when none met)."""
+    g = np.ones(len(d["death"]), dtype=int)
+    for level, rows in GRADING.items():
+        hit = np.zeros(len(g), dtype=bool)
+        for f, _ in rows:
+            hit |= _met(f, d[f])
+        g = np.where(hit, np.maximum(g, level), g)
+    return np.where(d["death"] >= 1, 5, g)
+
+
+def _grade_bounds(values: Mapping[str, float]):
+    fills = {f: Fill(0.0, 9.0 if f == "oxygen" else 1.0) for f in GRADING_FIELDS}
+    fills["death"] = Fill(math.nan, None)
+    data = single(values, fills)
+    data["death"] = np.nan_to_num(data["death"], nan=0.0)
+    return bound(grade_kernel, data, fills)
+
+
+def _grade_reasons(values: Mapping[str, float], lo: int) -> list[str]:
+    out = []
+    for level, rows in GRADING.items():
+        for f, words in rows:
+            v = values.get(f, math.nan)
+            if not math.isnan(v) and _met(f, np.array([v]))[0]:
+                out.append(f"{words} -> grade {level}")
+    if values.get("death") == 1:
+        out.append("death due to IEC-HS -> grade 5")
+    out.append(
+        f"IEC-HS grade {lo}: {GRADE_WORDS.get(lo, '')} (ASTCT IEC-HS consensus, Hines 2023, "
+        "grading table)"
+    )
+    return out
+
+
 def supporting_flags(
     values: Mapping[str, float],
     criteria: IechsCriteria = IechsCriteria(),
@@ -146,7 +239,6 @@ def supporting_flags(
     ranges: str | Path | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """The supporting findings (1 present, 0 absent, NaN unknown) with their reasons."""
-    from cartrial.grading.ranges import ReferenceRanges
 
     rr = ReferenceRanges(ranges, None, uln)
     reasons: list[str] = []
@@ -177,9 +269,11 @@ def grade_iechs_values(
     """IEC-HS identification and grade with reasons (see module doc).
 
     ``grade``: 0 when IEC-HS is excluded (no supporting finding, not attributable, or
-    another cause); the clinician's ``iechs_grade`` when identified (at least 1); when
-    identification depends on unknown items, 0 with ``grade_max`` 4 and those items in
-    ``missing``. ``details``: ``status`` (identified / excluded / possible) and the flags.
+    another cause); when identified, the grade of the grading table from the entered
+    items (bounded by the unknown ones; a clinician's ``iechs_grade`` within those bounds
+    wins); when identification depends on unknown items, 0 with ``grade_max`` the highest
+    grade the grading items allow. ``details``: ``status`` (identified / excluded /
+    possible) and the flags.
     """
     flags, reasons = supporting_flags(values, criteria, uln, ranges)
     attributable = values.get("iechs_attributable", math.nan)
@@ -218,15 +312,24 @@ def grade_iechs_values(
         reasons.append(
             f"IEC-HS identified: {found}; attributable to the IEC therapy, no other cause"
         )
-        if math.isnan(entered):
-            lo, hi, missing = 1, 4, ("iechs_grade",)
+        b = _grade_bounds(values)
+        lo, hi = int(b.lo[0]), int(b.hi[0])
+        missing = b.missing_at(0)
+        reasons.extend(_grade_reasons(values, lo))
+        if missing:
             reasons.append(
-                "grade not entered: identified IEC-HS is at least grade 1; the grade is the "
-                "clinician's by the consensus grading table (interventions and consequences)"
+                f"grade {lo} from the known items; could be up to {hi} depending on: "
+                + ", ".join(missing)
             )
-        else:
-            if entered < 1:
-                raise GradingInputError("iechs_grade", int(entered), "1-5: IEC-HS is identified")
+        if not math.isnan(entered):
+            death_open = values.get("death") != 0  # grade 5 is death, never asked
+            if not (lo <= entered <= hi or (entered == 5 and death_open)):
+                raise GradingInputError(
+                    "iechs_grade",
+                    int(entered),
+                    f"a grade from {lo} to {hi}: IEC-HS is identified and the entered grading "
+                    f"items give grade {lo}" + (f"-{hi}" if hi > lo else ""),
+                )
             lo = hi = int(entered)
             missing = ()
             reasons.append(f"grade {int(entered)} entered by the clinician")
@@ -238,7 +341,9 @@ def grade_iechs_values(
         if math.isnan(other):
             need.append("iechs_other_cause")
         reasons.append("IEC-HS possible: identification depends on " + ", ".join(need))
-        lo, hi, missing = 0, 4, tuple(need)
+        b = _grade_bounds(values)
+        lo, hi = 0, int(b.hi[0])
+        missing = (*need, *(f for f in b.missing_at(0) if f not in need))
     reasons.append(f"source: {SOURCE}")
     observed = bool(known) or not math.isnan(attributable) or not math.isnan(other)
     details = (("status", status), ("flags", {k: _word(f) for k, f in flags.items()}))

@@ -7,23 +7,25 @@ chemotherapy, with the platelet count and ferritin weighted double; score 0-7, l
 0-1, high risk >= 2 (validated in large B-cell lymphoma with axi-cel / tisa-cel). Points
 (``HEMATOTOX_POINTS``):
 
-* ANC < 1.2 x10^9/L (1200/uL): 1
-* haemoglobin < 9.0 g/dL: 1
-* platelets 75-175 x10^9/L: 1; < 75: 2
-* CRP >= 3.0 mg/dL (30 mg/L): 1
-* ferritin 650-2000 ng/mL: 1; > 2000: 2
+* ANC > 1200/uL (1.2 x10^9/L): 0; <= 1200: 1
+* haemoglobin > 9.0 g/dL: 0; <= 9.0: 1
+* platelets > 175,000/uL: 0; 75,000-175,000: 1; < 75,000: 2
+* CRP < 3.0 mg/dL (30 mg/L): 0; >= 3.0: 1
+* ferritin < 650 ng/mL: 0; 650-2000: 1; > 2000: 2
 
-Verification (search of stored public pages, 2 Dec 2026). Checked against text: the five
-markers, the time point (before lymphodepletion), the double weighting of platelets and
-ferritin and the low 0-1 / high >= 2 split (Rejeski 2021 abstract, PMC8893508; the
-European MCL Network's CAR-HEMATOTOX page; de Boer et al., Blood Adv 2025, which
-computed it the same way). NOT checked against text: the point cut-offs above, which the
-paper gives in a figure (its Figure 3 score card) that the store does not hold as text;
-they are the widely reproduced values and stay a named table (``HEMATOTOX_POINTS``) for
-a site to verify. The paper prints the cut-offs without saying which side of a
-boundary a value exactly at it falls; here (a named choice, not a published rule) ANC
-1.2 and Hb 9.0 score 0, CRP 3.0 scores 1, platelets 175 and 75 score 1, ferritin 650 and
-2000 score 1.
+Verification (search of stored public pages, 2 Dec 2026, twice). Checked against text:
+the five markers, the time point (before lymphodepletion), the double weighting of
+platelets and ferritin and the low 0-1 / high >= 2 split (Rejeski 2021 abstract,
+PMC8893508; the European MCL Network's CAR-HEMATOTOX page; de Boer et al., Blood Adv
+2025 and the BCMA study, J Hematol Oncol 2023, which computed it the same way). NOT
+checked against text: the point cut-offs above, which the paper gives in its score-card
+figure (not held as text; two public code reimplementations found in the store use
+other, mutually inconsistent cut-offs and were not followed). The cut-offs are those of
+issue 11 (the reviewers' reading of the figure) and stay a named table
+(``HEMATOTOX_POINTS``). Boundaries: the 0-point band is the one printed with a strict
+inequality (ANC > 1200, Hb > 9.0, platelets > 175,000, CRP < 3.0, ferritin < 650), so a
+value exactly at a cut-off scores the point (ANC 1.2 and Hb 9.0 score 1, CRP 3.0 scores
+1, platelets 175 and 75 score 1, ferritin 650 and 2000 score 1).
 
 EASIX = LDH (U/L) x creatinine (mg/dL) / platelets (x10^9/L) (Luft T et al., Lancet
 Haematol 2017;4:e414-e423); m-EASIX replaces creatinine with CRP (mg/dL) (Pennisi M et
@@ -51,10 +53,12 @@ from typing import Any
 import numpy as np
 
 from cartrial.grading.core import GradingInputError
+from cartrial.grading.episodes import _long_values
 
 HEMATOTOX_SOURCE = (
     "Rejeski K et al., Blood 2021;138:2499-2513 (CAR-HEMATOTOX; low 0-1 / high >= 2; "
-    "point cut-offs as in the paper's score card figure, not checked against text here)"
+    "point cut-offs from the paper's score-card figure as read in issue 11, not checked "
+    "against text)"
 )
 EASIX_SOURCE = (
     "Luft T et al., Lancet Haematol 2017;4:e414-e423 (EASIX = LDH x creatinine / "
@@ -63,8 +67,8 @@ EASIX_SOURCE = (
 )
 #: field -> ((lower, upper, points), ...): a value in [lower, upper) scores the points
 HEMATOTOX_POINTS: dict[str, tuple[tuple[float, float, int], ...]] = {
-    "anc": ((-math.inf, 1.2, 1),),
-    "hemoglobin_g_dl": ((-math.inf, 9.0, 1),),
+    "anc": ((-math.inf, 1.2 + 1e-9, 1),),
+    "hemoglobin_g_dl": ((-math.inf, 9.0 + 1e-9, 1),),
     "platelets": ((-math.inf, 75.0, 2), (75.0, 175.0 + 1e-9, 1)),
     "crp_mg_dl": ((3.0, math.inf, 1),),
     "ferritin_ng_ml": ((650.0, 2000.0 + 1e-9, 1), (2000.0 + 1e-9, math.inf, 2)),
@@ -150,8 +154,6 @@ def values_at(
     """One row per patient: the value (canonical unit) and its day for each field at
     ``time_point`` (see module doc), plus ``rule`` naming the rule used."""
     import pandas as pd
-
-    from cartrial.grading.episodes import _long_values
 
     obs = _observations(cohort_or_obs)
     pids = pd.unique(obs["patient_id"].astype(str)) if "patient_id" in obs.columns else []

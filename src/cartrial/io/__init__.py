@@ -2,11 +2,8 @@
 
 Submodules (imported lazily, so ``import cartrial.io`` stays light):
 
-- ``cartrial.io.redcap``: read and type an offline REDCap export, one table per instrument.
-- ``cartrial.io.redcap_map``: map instruments to cohort tables via an editable YAML file
-  (checked against its schema); write a cohort back as a REDCap records export.
-- ``cartrial.io.redcap_draft``: a commented first mapping drafted from a data dictionary.
-- ``cartrial.io.redcap_odm``: REDCap's CDISC ODM XML export (odmlib).
+- ``cartrial.io.redcap``: a REDCap export (offline files, ODM XML or the API) to a cohort
+  through an editable YAML mapping, and a cohort back to a REDCap records export.
 - ``cartrial.io.define_xml``: Define-XML 2.1 of the ADaM export (odmlib).
 - ``cartrial.io.adam``: ADSL, ADTTE, ADAE, ADRS, ADPC/ADPP, ADLB; ``cohort_from_adam``.
 - ``cartrial.io.deid``: de-identification (date shifting or study days, 90+ ages).
@@ -19,14 +16,14 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "read_redcap": "cartrial.io.redcap_map",
+    "read_redcap": "cartrial.io.redcap",
     "read_redcap_instruments": "cartrial.io.redcap",
-    "read_redcap_api": "cartrial.io.redcap_api",
-    "read_redcap_odm": "cartrial.io.redcap_odm",
-    "draft_mapping": "cartrial.io.redcap_draft",
+    "read_redcap_api": "cartrial.io.redcap",
+    "read_redcap_odm": "cartrial.io.redcap",
+    "draft_mapping": "cartrial.io.redcap",
     "write_define_xml": "cartrial.io.define_xml",
-    "cohort_to_redcap": "cartrial.io.redcap_map",
-    "TEMPLATE_FILES": "cartrial.io.redcap_map",
+    "cohort_to_redcap": "cartrial.io.redcap",
+    "TEMPLATE_FILES": "cartrial.io.redcap",
     "build_adam": "cartrial.io.adam",
     "cohort_from_adam": "cartrial.io.adam",
     "VARIABLES": "cartrial.io.adam",

@@ -16,9 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from cartrial.endpoints.definitions import ENDPOINTS
+from cartrial.endpoints.populations import POPULATIONS
 from cartrial.io.adam import VARIABLES
 
 CLASSES = {
@@ -98,19 +101,12 @@ def _text(model, text: str):
 
 
 def _methods() -> dict[str, str]:
-    """Derivation texts: endpoints, populations (when those modules define them)."""
+    """Derivation texts: endpoints, populations."""
     out: dict[str, str] = {}
-    try:
-        from cartrial.endpoints.definitions import ENDPOINTS
-
-        out["AVAL"] = " ".join(
-            f"{e.name}: {e.text} (population {e.population}; source {e.source})."
-            for e in ENDPOINTS.values()
-        )
-    except ImportError:  # endpoint definitions not installed
-        pass
-    from cartrial.endpoints.populations import POPULATIONS
-
+    out["AVAL"] = " ".join(
+        f"{e.name}: {e.text} (population {e.population}; source {e.source})."
+        for e in ENDPOINTS.values()
+    )
     for p in POPULATIONS.values():
         if p.adam_flag:
             out[p.adam_flag] = f"{p.label}: {p.rule}"
@@ -134,10 +130,6 @@ def _datatype(kind: str, values: pd.Series) -> str:
 def _aval_value_list(M, adtte: pd.DataFrame, method_defs: dict, items: list, where_clauses: list):
     """Value-level metadata of ADTTE.AVAL: one row per PARAMCD (WhereClause PARAMCD EQ …)
     with the endpoint's own derivation method (``ENDPOINTS[code].text``)."""
-    try:
-        from cartrial.endpoints.definitions import ENDPOINTS
-    except ImportError:  # endpoint definitions not installed
-        ENDPOINTS = {}
     vl = M.ValueListDef(OID="VL.ADTTE.AVAL")
     for order, code in enumerate(pd.unique(adtte["PARAMCD"].dropna().astype(str)), start=1):
         wc = f"WC.ADTTE.PARAMCD.{code}"
@@ -203,8 +195,13 @@ def define_document(
     )
     if te_window:
         methods["TRTEMFL"] = te_window
-    igs, items, codelists, method_defs, leaves = [], [], {}, {}, []
-    value_lists, where_clauses = [], []
+    igs: list[Any] = []
+    items: list[Any] = []
+    codelists: dict[str, Any] = {}
+    method_defs: dict[str, Any] = {}
+    leaves: list[Any] = []
+    value_lists: list[Any] = []
+    where_clauses: list[Any] = []
 
     def codelist(oid: str, name: str, dtype: str, pairs: list[tuple[str, str | None]]):
         if oid in codelists:

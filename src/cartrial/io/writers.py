@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrial.io.adam import VARIABLES
+from cartrial.io.adam import VARIABLES, build_adam
+from cartrial.io.define_xml import write_define_xml
+from cartrial.io.deid import deidentify as deid
 
 FORMATS = ("csv", "parquet", "xpt")
 XPT_MAX_NAME, XPT_MAX_LABEL, XPT_MAX_CHAR = 8, 40, 200
@@ -54,7 +56,7 @@ def sas_date(values: pd.Series) -> pd.Series:
     return ((d - SAS_EPOCH).dt.days).astype("float64")
 
 
-def _xpt_frame(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+def _xpt_frame(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str | None], list[str]]:
     """Columns as written to .xpt: dates as numeric SAS dates, text as object (≤ 200)."""
     out = pd.DataFrame(index=df.index)
     truncated = []
@@ -69,7 +71,7 @@ def _xpt_frame(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list[str], li
             if (text.str.len() > XPT_MAX_CHAR).any():
                 truncated.append(col)
             out[col] = [None if pd.isna(v) else str(v)[:XPT_MAX_CHAR] for v in text]
-    labels = [VARIABLES[name][c].label for c in df.columns]
+    labels: list[str | None] = [VARIABLES[name][c].label for c in df.columns]
     return out, labels, truncated
 
 
@@ -148,7 +150,6 @@ def write_adam(
                         define.loc[sel, "note"] + "; " if define.loc[sel, "note"].iloc[0] else ""
                     ) + "truncated to 200 characters in .xpt"
         define.to_csv(tmp / "define.csv", index=False, lineterminator="\n")
-        from cartrial.io.define_xml import write_define_xml
 
         write_define_xml(adam, tmp / "define.xml")
         if statement is not None:
@@ -186,8 +187,6 @@ def export_adam(
     ``<directory>.key-map.csv``). ``identified`` writes identifier variables (BRTHDT) and
     cannot be combined with ``deidentify``.
     """
-    from cartrial.io.adam import build_adam
-    from cartrial.io.deid import deidentify as deid
 
     if identified and deidentify:
         raise ValueError("an identified export cannot be de-identified; choose one")
@@ -201,10 +200,10 @@ def export_adam(
     text = None
     if deidentify:
         target = Path(directory).resolve()
-        key_map_path = Path(key_map_path or f"{target}.key-map.csv").resolve()
-        if target == key_map_path.parent or target in key_map_path.parents:
+        key_map = Path(key_map_path or f"{target}.key-map.csv").resolve()
+        if target == key_map.parent or target in key_map.parents:
             raise ValueError(
-                f"the key map {key_map_path} must be kept outside the export folder {target}"
+                f"the key map {key_map} must be kept outside the export folder {target}"
             )
         res = deid(
             adam,
@@ -220,9 +219,9 @@ def export_adam(
             df.attrs["notes"] = list(df.attrs.get("notes", [])) + [
                 f"k-anonymity: {w}" for w in res.warnings
             ]
-            df.attrs["key_map"] = str(key_map_path)
-        if key_map_path.exists():
-            raise FileExistsError(f"{key_map_path} exists; not overwritten")
+            df.attrs["key_map"] = str(key_map)
+        if key_map.exists():
+            raise FileExistsError(f"{key_map} exists; not overwritten")
     elif date_mode == "days":
         adam = {
             k: v.drop(columns=[c for c in v.columns if VARIABLES[k][c].type == "date"])
@@ -230,6 +229,6 @@ def export_adam(
         }
     path = write_adam(adam, directory, formats, statement=text)
     if deidentify:
-        key_map_path.parent.mkdir(parents=True, exist_ok=True)
-        res.key_map.to_csv(key_map_path, index=False, lineterminator="\n")
+        key_map.parent.mkdir(parents=True, exist_ok=True)
+        res.key_map.to_csv(key_map, index=False, lineterminator="\n")
     return path, adam

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cartrial.cohort.tables import MAX_DAY  # 100 years, as the cohort format
+from cartrial.cohort.vocab import ANALYTES, UNIT_ALIASES, canonical
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 #: largest plausible "days since infusion" (100 years); larger numbers are dates in disguise
-MAX_DAY = 36525.0
 BLQ_TEXT_RULE = (
     "below-LLOQ text: '<X' is a sample below the LLOQ X; 'BLQ', 'BLOQ', 'BQL', '<LLOQ', "
     "'<LOQ', 'below LLOQ', 'not detected', 'ND' are below the row's LLOQ; both are coded 0 "
@@ -114,13 +116,10 @@ def _missing(x: object) -> bool:
         return True
     if isinstance(x, float) and np.isnan(x):
         return True
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if x is pd.NA or x is pd.NaT:
-            return True
-    except ImportError:  # pragma: no cover
-        pass
+    if x is pd.NA or x is pd.NaT:
+        return True
     return isinstance(x, str) and x.strip().lower() in _MISSING
 
 
@@ -144,15 +143,15 @@ def parse_values(
     with np.errstate(invalid="ignore"):
         bad_lq = ~np.isnan(lq) & ~((lq >= 0) & np.isfinite(lq))
     if bad_lq.any():
-        i = int(np.flatnonzero(bad_lq)[0])
-        raise ValueError(f"LLOQ {lq[i]:g} at {where(i)}; expected a finite LLOQ >= 0")
+        j = int(np.flatnonzero(bad_lq)[0])
+        raise ValueError(f"LLOQ {lq[j]:g} at {where(j)}; expected a finite LLOQ >= 0")
     if arr.dtype.kind in "fiub":
         value = arr.astype(float)
     else:
         import pandas as pd
 
         value = pd.to_numeric(pd.Series(arr, dtype="object"), errors="coerce").to_numpy(float)
-        for i in np.flatnonzero(np.isnan(value)):
+        for i in np.flatnonzero(np.isnan(value)).tolist():
             x = arr[i]
             if _missing(x):
                 continue
@@ -200,7 +199,7 @@ def _as_array(x: object) -> np.ndarray:
     """A 1-D array; a list mixing text and numbers stays ``object`` (NumPy would turn the
     numbers into text, losing digits)."""
     if hasattr(x, "to_numpy"):
-        return x.to_numpy()  # type: ignore[union-attr]
+        return x.to_numpy()
     if isinstance(x, np.ndarray):
         return x
     items = list(x) if isinstance(x, (list, tuple)) else x
@@ -253,7 +252,6 @@ def as_by(by: str | Sequence[str]) -> list[str]:
 
 def canonical_analytes(series: pd.Series) -> pd.Series:
     """Canonical analyte names (aliases mapped through ``cohort.vocab.ANALYTES``)."""
-    from cartrial.cohort.vocab import canonical
 
     aliases = analyte_aliases()
     uniques = series.dropna().astype(str).unique()
@@ -270,14 +268,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {}
 def analyte_aliases() -> dict[str, tuple[str, ...]]:
     """canonical analyte -> aliases, one long-lived dict (``canonical`` caches by identity)."""
     if not _ALIASES:
-        from cartrial.cohort.vocab import ANALYTES
-
         _ALIASES.update({name: aliases for name, (aliases, _units) in ANALYTES.items()})
     return _ALIASES
 
 
 def canonical_unit(unit: object) -> str | None:
-    from cartrial.cohort.vocab import UNIT_ALIASES, canonical
 
     if unit is None or (isinstance(unit, float) and np.isnan(unit)):
         return None
@@ -401,7 +396,6 @@ def _check_units(sub: pd.DataFrame, analyte: str, where: Callable[[int], str]) -
     flow cells/µL): a wrong label is an error naming the row, never pooled or converted."""
     if "unit" not in sub.columns or not len(sub):
         return
-    from cartrial.cohort.vocab import ANALYTES
 
     allowed = ANALYTES.get(analyte, ((), None))[1]
     if allowed is None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartrial.cohort.vocab import AE_TERMS, YES_NO, canonical
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -151,8 +153,6 @@ def compare_groups(
 def _as_bool(series: pd.Series, name: str) -> pd.Series:
     import pandas as pd
 
-    from cartrial.cohort.vocab import YES_NO, canonical
-
     def conv(x: Any) -> Any:
         if x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA:
             return pd.NA
@@ -240,8 +240,6 @@ def recovery_vs_infection(
     """Recovery of ``analyte`` (yes/no from ``reconstitution_table``) vs severe infection
     (an adverse event ``term`` of grade >= ``min_grade``, CTCAE v5 grade 3+ by default)."""
     import pandas as pd
-
-    from cartrial.cohort.vocab import AE_TERMS, canonical
 
     sub = recon.loc[
         (recon["analyte"] == analyte) & (recon["status"] != "no reference range"),

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cartrial.cohort.errors import Problem
+from cartrial.cohort.vocab import ANALYTES
+from cartrial.kinetics._obs import canonical_analytes, canonical_unit
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -38,9 +40,6 @@ def check_observations(
 ) -> list[Problem]:
     """Problems in an observations table (empty list when it is fine for kinetics)."""
     import pandas as pd
-
-    from cartrial.cohort.vocab import ANALYTES
-    from cartrial.kinetics._obs import canonical_analytes, canonical_unit
 
     problems: list[Problem] = []
     n = len(df)

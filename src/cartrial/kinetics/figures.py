@@ -24,6 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartrial.cohort.labels import label as _label
+from cartrial.cohort.labels import unit_of, value_label
+from cartrial.kinetics._obs import canonical_analytes
+from cartrial.kinetics.population import _mask
+from cartrial.kinetics.reconstitution import load_reference_ranges
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
@@ -40,9 +46,7 @@ DAY_AXIS = "Days since infusion"
 
 def analyte_label(analyte: str) -> str:
     """The registry's display label of an analyte, without unit ("CD3+ T cells")."""
-    from cartrial.cohort.labels import label
-
-    return label(analyte, unit=False)
+    return _label(analyte, unit=False)
 
 
 KINETICS_PANEL_ANALYTES = ("cd3", "cd7_t", "cd7neg_t", "nk", "cd7_nk", "cd19_b")
@@ -67,8 +71,6 @@ def _rows(
     """The analyte's rows (canonical names), with the group column merged from patients."""
     import pandas as pd
 
-    from cartrial.kinetics._obs import canonical_analytes
-
     names = (
         canonical_analytes(observations["analyte"])
         if len(observations)
@@ -89,7 +91,6 @@ def _rows(
 
 def _unit_label(df: pd.DataFrame, analyte: str | None = None) -> str:
     """The data's unit (one unit stated) in print form; else the registry's unit."""
-    from cartrial.cohort.labels import unit_of
 
     units = df["unit"].dropna().unique() if "unit" in df.columns else []
     if len(units) == 1:
@@ -244,7 +245,6 @@ def median_iqr_plot(
     """Median (line, ``gid`` = group label) with the interquartile range (band) by day,
     the number of patients sampled each day in a row under the x-axis (one row per group)
     and the LLOQ dashed where the observations give one."""
-    from cartrial.cohort.labels import value_label
 
     s = summary_by_day(observations, analyte, group, patients)
     fig, axes = _figure()
@@ -345,8 +345,6 @@ def reconstitution_panels(
     """
     import pandas as pd
 
-    from cartrial.kinetics.reconstitution import load_reference_ranges
-
     if ranges is None:
         ranges = load_reference_ranges()
     groups = age_groups(patients, ranges)
@@ -433,8 +431,6 @@ def peak_boxplot(
             )
     if log:
         ax.set_yscale("log")
-    from cartrial.cohort.labels import label as _label
-    from cartrial.cohort.labels import unit_of
 
     note = f" ({dropped} non-positive left out)" if dropped else ""
     # a concentration parameter (Cmax, AUC) carries the analyte's unit (the table's column)
@@ -470,8 +466,6 @@ def population_obs_pred(fit: Any) -> Figure:
     mu = np.median(fit.samples["mu"], axis=0)
     phi_pop = np.repeat(mu[None, :], d.n_patients, axis=0)
     if d.X.shape[1] and "b" in fit.samples:
-        from cartrial.kinetics.population import _mask
-
         b = np.median(fit.samples["b"], axis=0) * _mask(fit.covariate_params)
         phi_pop = phi_pop + d.X @ b
     phi_ind = np.median(fit.samples["phi"], axis=0)
@@ -516,8 +510,6 @@ def population_vpc(
     mu, omega, sigma = S["mu"][draws], S["omega"][draws], S["sigma"][draws]
     phi = mu[:, None, :] + omega[:, None, :] * rng.normal(size=(len(draws), d.n_patients, 6))
     if d.X.shape[1] and "b" in S:
-        from cartrial.kinetics.population import _mask
-
         b = S["b"][draws] * _mask(fit.covariate_params)[None]
         phi = phi + np.einsum("nc,scp->snp", d.X, b)
     logc = _log_curve_np(phi[:, d.pid, :], d.t[None, :])

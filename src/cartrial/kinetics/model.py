@@ -47,6 +47,7 @@ form (integrals of the exponentials), predicted day the curve falls below the LL
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import log_ndtr
 
-from cartrial.kinetics._obs import profile_arrays
+from cartrial.kinetics._obs import profile_arrays, select_analyte
+
+log = logging.getLogger(__name__)
+#: profiles named in one fit warning (the rest are counted; all are logged at INFO)
+MAX_NAMED = 10
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -75,7 +80,7 @@ THETA_NAMES = (
 _THETA_TO_PARAM = dict(
     zip(THETA_NAMES[:6], ("foldx", "tmax", "cmax", "alpha", "fb", "beta"), strict=True)
 )
-#: typical tisagenlecleucel values (Stein et al. 2019, as quoted in KINETICS.md)
+#: typical tisagenlecleucel values (Stein et al. 2019, as quoted in docs/domain/KINETICS.md)
 TYPICAL_TISAGENLECLEUCEL: dict[str, float] = {
     "foldx": 3900.0,
     "tmax": 9.3,
@@ -385,7 +390,7 @@ class MultiphasicFit:
         """Model curve C(t) at days ``t`` (NaN when not estimable)."""
         if not self.estimable:
             return np.full(np.shape(t), np.nan)
-        return multiphasic_curve(t, *(self.params[k] for k in PARAM_NAMES))
+        return multiphasic_curve(np.asarray(t, dtype=float), *(self.params[k] for k in PARAM_NAMES))
 
     def auc(self, a: float = 0.0, b: float = 28.0) -> float:
         """Closed-form AUC from day ``a`` to ``b`` (``math.inf``: AUC0–∞ from the fitted
@@ -451,23 +456,17 @@ _BLAS_CONTROLLER: list[Any] = []
 
 
 def _single_threaded_blas() -> Any:
-    """Limit BLAS to one thread while fitting (threadpoolctl, when installed).
+    """Limit BLAS to one thread while fitting (threadpoolctl).
 
     The 7×7 algebra inside L-BFGS-B gains nothing from threads, and multithreaded OpenBLAS
     spin-waits badly on a busy machine: measured 11 ms vs 200 ms per fit on 2 loaded cores.
     The controller is created once (scanning the loaded libraries costs ~3 ms).
     """
-    from contextlib import nullcontext
-
     if not _BLAS_CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - optional speed-up
-            _BLAS_CONTROLLER.append(None)
-        else:
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-    ctl = _BLAS_CONTROLLER[0]
-    return nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _not_estimable(reason: str, n_q: int, n_blq: int, lloq: float) -> MultiphasicFit:
@@ -692,8 +691,10 @@ def _fit(
             fit.param_flags[_THETA_TO_PARAM[name]] = "on a bound of the search box"
     if at_bound:
         fit.notes.append("at bound: " + ", ".join(at_bound))
+        log.debug("multiphasic fit: %s at a bound of the search box", ", ".join(at_bound))
     if not best.success:
         fit.notes.append(f"optimiser: {best.message}")
+        log.debug("multiphasic fit did not converge: %s", best.message)
     if np.min(np.abs(t - params["tmax"])) < 1e-3:
         # C(t) has a kink at Tmax: the likelihood is not smooth in Tmax at a sampling day
         fit.notes.append("Tmax on a sampling day: likelihood not smooth there, SEs approximate")
@@ -914,8 +915,6 @@ def fit_table(
     """
     import pandas as pd
 
-    from cartrial.kinetics._obs import select_analyte
-
     arr = select_analyte(observations, analyte, by)
     starts = np.searchsorted(arr.codes, np.arange(arr.n_groups + 1))
     profiles = [
@@ -929,7 +928,31 @@ def fit_table(
     table = pd.concat([arr.keys, pd.DataFrame(rows)], axis=1)
     table.insert(len(arr.keys.columns), "analyte", analyte)
     table.insert(len(arr.keys.columns) + 1, "unit", arr.unit)
+    _log_fit_problems(table, list(arr.keys.columns), analyte)
     return table
+
+
+def _log_fit_problems(table: pd.DataFrame, keys: list[str], analyte: str) -> None:
+    """Fits that did not converge or have a parameter on a bound of the search box (or not
+    estimable; the table's ``notes``/``param_flags``): one warning per kind naming the
+    profiles (the first ``MAX_NAMED``), and each profile's details at INFO level."""
+    if table.empty or not log.isEnabledFor(logging.WARNING):
+        return
+    estimable = table["estimable"].astype(bool)
+    failed = estimable & ~table["converged"].astype(bool)
+    flagged = estimable & (table["param_flags"].astype(str) != "")
+    who = table[keys].astype(str).agg(", ".join, axis=1)
+    for mask, what, detail in (
+        (failed, "multiphasic fit did not converge", "notes"),
+        (flagged, "parameter on a bound of the search box or not estimable", "param_flags"),
+    ):
+        n = int(mask.sum())
+        if not n:
+            continue
+        named = ", ".join(who[mask].iloc[:MAX_NAMED]) + (" …" if n > MAX_NAMED else "")
+        log.warning("%s: %s in %d of %d profile(s): %s", analyte, what, n, len(table), named)
+        for i in table.index[mask]:
+            log.info("%s %s: %s", analyte, who[i], table.at[i, detail])
 
 
 def _fit_parallel(

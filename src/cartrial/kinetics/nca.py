@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartrial.cohort.units import DAYS_PER_MONTH
 from cartrial.kinetics._groups import (
     first_in_group,
     group_reduce,
@@ -65,7 +66,7 @@ from cartrial.kinetics._groups import (
     last_in_group,
     within_group_cumsum,
 )
-from cartrial.kinetics._obs import profile_arrays
+from cartrial.kinetics._obs import profile_arrays, select_analyte
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -390,8 +391,6 @@ def nca_table(
     """
     import pandas as pd
 
-    from cartrial.kinetics._obs import select_analyte
-
     arr = select_analyte(observations, analyte, by)
     res = nca_kernel(
         arr.codes,
@@ -550,7 +549,7 @@ def persistence_footnote(
     """The report's footnote stating the landmarks and visit windows used."""
     widths = _windows(landmarks, windows)
     parts = [
-        f"month {lm / 30.4375:.0f} = day {lm:g} ± {w:g} (from day {lm - w:g})"
+        f"month {lm / DAYS_PER_MONTH:.0f} = day {lm:g} ± {w:g} (from day {lm - w:g})"
         for lm, w in zip(landmarks, widths, strict=True)
     ]
     return (
@@ -591,7 +590,7 @@ def persistence_rates(
                 evaluable = (last >= start) | (det >= start)
                 k = int((det[evaluable] >= start).sum())
             n = int(evaluable.sum())
-            row = {
+            row: dict[str, Any] = {
                 "landmark_days": lm,
                 "window_days": w,
                 "window_start_day": start,

@@ -36,6 +36,7 @@ NumPyro and JAX are imported inside the functions: ``import cartrial`` stays lig
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cartrial.kinetics.model import PARAM_NAMES, TYPICAL_TISAGENLECLEUCEL
+from cartrial.kinetics._obs import canonical_analytes, select_analyte
+from cartrial.kinetics.model import PARAM_NAMES, TYPICAL_TISAGENLECLEUCEL, multiphasic_curve
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -148,7 +152,6 @@ def population_data(
     covariate_names: Sequence[str] = (),
 ) -> PopData:
     """Arrays for ``fit_population`` (input rules and errors as ``_obs.select_analyte``)."""
-    from cartrial.kinetics._obs import select_analyte
 
     arr = select_analyte(observations, analyte, "patient_id")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -254,7 +257,6 @@ class PopulationFit:
 
     def predict(self, t: np.ndarray | Sequence[float], patient: str | None = None) -> np.ndarray:
         """Median prediction C(t): the patient's (shrunken) curve, or the typical curve."""
-        from cartrial.kinetics.model import multiphasic_curve
 
         if patient is None:
             p = dict(zip(self.typical["parameter"], self.typical["median"], strict=True))
@@ -427,7 +429,7 @@ def _summarise(
     r_hat_by = {k: float(np.nanmax(d["r_hat"])) for k, d in diag.items()}
     n_eff_by = {k: float(np.nanmin(d["n_eff"])) for k, d in diag.items()}
     r_hat, n_eff = max(r_hat_by.values()), min(n_eff_by.values())
-    worst = min(n_eff_by, key=n_eff_by.get)
+    worst = min(n_eff_by, key=n_eff_by.__getitem__)
     pop_sites = [k for k in r_hat_by if k != "z"]
     r_hat_pop = max(r_hat_by[k] for k in pop_sites)
     n_eff_pop = min(n_eff_by[k] for k in pop_sites)
@@ -439,9 +441,9 @@ def _summarise(
     mu = samples["mu"]  # (draws, 6)
     nat = _to_natural(mu)
     rows = []
-    for k in PHI_PARAMS:
-        med, lo, hi = _ci(nat[k])
-        rows.append({"parameter": k, "median": med, "ci_low": lo, "ci_high": hi})
+    for pname in PHI_PARAMS:
+        med, lo, hi = _ci(nat[pname])
+        rows.append({"parameter": pname, "median": med, "ci_low": lo, "ci_high": hi})
     typical = pd.DataFrame(rows)
 
     omega = samples["omega"]
@@ -499,9 +501,9 @@ def _summarise(
 
     indiv = pd.DataFrame({"patient_id": data.patient_ids})
     nat_i = _to_natural(phi)
-    for k in PHI_PARAMS:
-        med, lo, hi = _ci(nat_i[k])
-        indiv[k], indiv[f"{k}_ci_low"], indiv[f"{k}_ci_high"] = med, lo, hi
+    for pname in PHI_PARAMS:
+        med, lo, hi = _ci(nat_i[pname])
+        indiv[pname], indiv[f"{pname}_ci_low"], indiv[f"{pname}_ci_high"] = med, lo, hi
     for a, b_, label in ((0, 28, "auc_0_28"), (0, 84, "auc_0_84"), (0, math.inf, "auc_0_inf")):
         med, lo, hi = _ci(auc_draws(phi, a, b_))
         indiv[label], indiv[f"{label}_ci_low"], indiv[f"{label}_ci_high"] = med, lo, hi
@@ -541,6 +543,11 @@ def _summarise(
             "convergence warning: R-hat > 1.05 or divergent transitions; run longer "
             "(num_warmup/num_samples) or raise target_accept before using these numbers"
         )
+        log.warning(
+            "population model did not converge: max R-hat %.3f, %d divergence(s)",
+            r_hat_pop,
+            n_div,
+        )
     poor = data.patient_ids[r_hat_pat > 1.05]
     if len(poor):
         notes.append(
@@ -549,6 +556,7 @@ def _summarise(
             f"between sampling days): {', '.join(map(str, poor[:10]))}"
             + (" …" if len(poor) > 10 else "")
         )
+        log.warning("population model: %d patient(s) with R-hat > 1.05", len(poor))
     keep = {"mu": mu, "omega": omega, "sigma": samples["sigma"], "phi": phi}
     if "b" in samples:
         keep["b"] = samples["b"]
@@ -587,8 +595,6 @@ def cohort_covariates(cohort: Any, names: Sequence[str] = DEFAULT_COVARIATES) ->
             pats[n] = cohort.patients[n].to_numpy()
     obs = cohort.observations
     if len(obs) and "analyte" in obs.columns:
-        from cartrial.kinetics._obs import canonical_analytes
-
         names_s = canonical_analytes(obs["analyte"])
         for drug in ("tocilizumab", "steroids"):
             if drug not in names or drug in pats.columns:

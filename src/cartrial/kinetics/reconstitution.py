@@ -11,10 +11,10 @@ Definitions (``docs/domain/KINETICS.md``, ``docs/domain/PATHWAY.md`` item 9):
   never below the threshold "recovers" at the first qualifying run (flagged
   ``depleted=False``).
 * **B-cell recovery**: B cells > 5 % of lymphocytes (as one CD7 CAR-T trial used it;
-  KINETICS.md), strict ``>``, threshold a parameter; the first qualifying sample by default.
+  docs/domain/KINETICS.md), strict ``>``, threshold a parameter; the first qualifying sample by default.
 * **Cumulative incidence of recovery** by landmark with death, relapse/progression, SCT and
   new therapy as competing events (Aalen–Johansen; plain Kaplan–Meier overestimates
-  recovery when patients die or are transplanted first — KINETICS.md).
+  recovery when patients die or are transplanted first — docs/domain/KINETICS.md).
 * Reference ranges are versioned data (``data/reference_ranges.csv``, with source per row):
   adults from Clin Diagn Lab Immunol 2004;11:168, children by age band from Shearer et al.,
   J Allergy Clin Immunol 2003;112:973; a site file overrides rows.
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cartrial.cohort.vocab import EVENTS, canonical
 from cartrial.kinetics._groups import (
     first_in_group,
     group_reduce,
@@ -40,6 +41,9 @@ from cartrial.kinetics._groups import (
     last_in_group,
     runs_start,
 )
+from cartrial.kinetics._obs import canonical_analytes, select_analyte
+from cartrial.response import transplant
+from cartrial.stats import cumulative_incidence
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -73,7 +77,7 @@ RECONSTITUTION_ANALYTES = (
     "cd19_b",
     "b_pct_lymph",
 )
-#: B cells > 5 % of lymphocytes (KINETICS.md; the CD7 trial definition)
+#: B cells > 5 % of lymphocytes (docs/domain/KINETICS.md; the CD7 trial definition)
 B_CELL_RECOVERY_PCT = 5.0
 #: events competing with recovery (the patient leaves the state in which recovery is observed)
 COMPETING_EVENTS = ("death", "relapse", "progression", "sct", "new_therapy")
@@ -235,7 +239,7 @@ def b_cell_recovery(
     consecutive: int = 1,
     start: float = 0.0,
 ) -> float:
-    """Day B cells first exceed ``threshold`` % of lymphocytes (strict >; KINETICS.md)."""
+    """Day B cells first exceed ``threshold`` % of lymphocytes (strict >; docs/domain/KINETICS.md)."""
     return time_to_recovery(days, pct_lymphocytes, threshold, consecutive, start, strict=True)
 
 
@@ -263,10 +267,11 @@ def reconstitution_table(
     """
     import pandas as pd
 
-    from cartrial.kinetics._obs import canonical_analytes, select_analyte
-
-    if ranges is None or isinstance(ranges, str | Path):
-        ranges = load_reference_ranges(ranges)
+    ref = (
+        load_reference_ranges(ranges)
+        if ranges is None or isinstance(ranges, str | Path)
+        else ranges
+    )
     thresholds = dict(thresholds or {})
     depletion_thresholds = dict(depletion_thresholds or {})
     present = (
@@ -280,7 +285,7 @@ def reconstitution_table(
             index=patients["patient_id"].astype(str).to_numpy(),
         )
         ages_by_patient = ages_by_patient[~ages_by_patient.index.duplicated()]
-    version = ",".join(sorted({str(v) for v in ranges["version"].dropna()}))
+    version = ",".join(sorted({str(v) for v in ref["version"].dropna()}))
     frames = []
     for analyte in wanted:  # a few analytes; patients are vectorised inside
         arr = select_analyte(observations, analyte, "patient_id", drop_negative_days=False)
@@ -295,7 +300,7 @@ def reconstitution_table(
             thr = np.full(G, float(b_cell_threshold))
             src = np.full(G, "B cells > 5% of lymphocytes (KINETICS.md)", dtype=object)
         else:
-            thr, src = _lower_normal_vec(ranges, analyte, population, ages)
+            thr, src = _lower_normal_vec(ref, analyte, population, ages)
         dep = (
             np.full(G, float(depletion_thresholds[analyte]))
             if analyte in depletion_thresholds
@@ -418,8 +423,6 @@ def recovery_times(
     comp_day = np.full(len(sub), np.nan)
     comp_kind = np.full(len(sub), "", dtype=object)
     if events is not None and len(events):
-        from cartrial.cohort.vocab import EVENTS, canonical
-
         names = {e: canonical(e, EVENTS) for e in events["event"].dropna().unique()}
         ev = pd.DataFrame(
             {
@@ -503,11 +506,6 @@ def _cif_at(
     if not (cause == 1).any():
         zeros = np.zeros(len(at))
         return zeros, np.full(len(at), np.nan), np.full(len(at), np.nan)
-    try:
-        from cartrial.stats import cumulative_incidence
-    except ImportError:  # pragma: no cover - the stats layer was written in parallel
-        est = _aalen_johansen(time, cause, at)
-        return est, np.full(len(at), np.nan), np.full(len(at), np.nan)
     ci = cumulative_incidence(time, cause)
     e = ci.at(at, 1)
     return (
@@ -515,25 +513,6 @@ def _cif_at(
         np.asarray(e.lower, dtype=float),
         np.asarray(e.upper, dtype=float),
     )
-
-
-def _aalen_johansen(time: np.ndarray, cause: np.ndarray, at: np.ndarray, of: int = 1) -> np.ndarray:
-    """Aalen–Johansen CIF of cause ``of`` at times ``at`` (cause 0 = censored).
-
-    F(t) = Σ_{t_j <= t} S(t_j−)·d_of(t_j)/n(t_j), S the all-cause Kaplan–Meier survival;
-    censorings at t_j are still at risk at t_j (Kalbfleisch & Prentice 2002, §8.2).
-    Fallback for when ``cartrial.stats.cumulative_incidence`` is unavailable.
-    """
-    times, inv = np.unique(time, return_inverse=True)
-    d_all = np.bincount(inv, weights=(cause > 0).astype(float), minlength=len(times))
-    d_of = np.bincount(inv, weights=(cause == of).astype(float), minlength=len(times))
-    leaving = np.bincount(inv, minlength=len(times)).astype(float)
-    n_risk = len(time) - np.concatenate(([0.0], np.cumsum(leaving)[:-1]))
-    surv = np.cumprod(1.0 - d_all / n_risk)
-    s_minus = np.concatenate(([1.0], surv[:-1]))
-    cif = np.cumsum(s_minus * d_of / n_risk)
-    idx = np.searchsorted(times, at, side="right") - 1
-    return np.where(idx >= 0, cif[np.maximum(idx, 0)], 0.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -569,7 +548,6 @@ def engraftment_after_sct(
     values >= 20 x10^9/L without a platelet transfusion in the 7 days before). NaN when not
     engrafted (or never below the threshold). Samples before the SCT are ignored.
     """
-    from cartrial.response import transplant
 
     d = np.asarray(days, dtype=float) - float(sct_day)
     v = np.asarray(values, dtype=float)

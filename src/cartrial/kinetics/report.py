@@ -24,6 +24,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from cartrial.kinetics import figures as F
+from cartrial.kinetics._obs import BLQ_TEXT_RULE, canonical_analytes
+from cartrial.kinetics.model import fit_table
+from cartrial.kinetics.nca import (
+    PERSISTENCE_WINDOWS,
+    nca_table,
+    persistence_footnote,
+    persistence_rates,
+    summarise_nca,
+)
+from cartrial.kinetics.population import fit_population_cohort, settings_text
+from cartrial.kinetics.reconstitution import (
+    RECONSTITUTION_ANALYTES,
+    reconstitution_table,
+    recovery_incidence,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     from cartrial.cohort.model import Cohort
 
@@ -57,21 +74,6 @@ def kinetics_section(
     """
     import pandas as pd
 
-    from cartrial.kinetics._obs import canonical_analytes
-    from cartrial.kinetics.model import fit_table
-    from cartrial.kinetics.nca import (
-        PERSISTENCE_WINDOWS,
-        nca_table,
-        persistence_footnote,
-        persistence_rates,
-        summarise_nca,
-    )
-    from cartrial.kinetics.reconstitution import (
-        RECONSTITUTION_ANALYTES,
-        reconstitution_table,
-        recovery_incidence,
-    )
-
     obs = cohort.observations
     patients = cohort.patients
     notes: list[str] = []
@@ -100,8 +102,6 @@ def kinetics_section(
         n_text = sum(p.attrs["nca_options"]["n_blq_text"] for p in parts)
         nca = pd.concat(parts, ignore_index=True)
         if n_text:
-            from cartrial.kinetics._obs import BLQ_TEXT_RULE
-
             notes.append(f"{n_text} value(s) given as text were read as BLQ; rule: {BLQ_TEXT_RULE}")
         if group:
             nca = nca.merge(patients[["patient_id", group]], on="patient_id", how="left")
@@ -168,11 +168,7 @@ def _population_part(
     cohort: Cohort, analyte: str, out: dict[str, Any], options: dict[str, Any], figures: bool
 ) -> None:
     """Population-model tables, notes and figures into ``out`` (a note when it cannot run)."""
-    try:
-        from cartrial.kinetics.population import fit_population_cohort, settings_text
-    except ImportError as exc:  # pragma: no cover - numpyro is a declared dependency
-        out["notes"].append(f"population model not fitted: {exc}")
-        return
+
     options.setdefault("progress", False)
     try:
         fit = fit_population_cohort(cohort, analyte, **options)
@@ -196,7 +192,6 @@ def _population_part(
 
 
 def _figures(obs, patients, cart, recon_analytes, nca, group) -> dict[str, Any]:
-    from cartrial.kinetics import figures as F
 
     figs: dict[str, Any] = {}
     for a in cart:

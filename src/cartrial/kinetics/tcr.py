@@ -1,4 +1,4 @@
-"""TCR repertoire diversity from clone counts (KINETICS.md; Hill 1973 Ecology 54:427).
+"""TCR repertoire diversity from clone counts (docs/domain/KINETICS.md; Hill 1973 Ecology 54:427).
 
 With clone frequencies p_i = n_i / n (n reads, S observed clones):
 

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cartrial.design import simulate as S
+from cartrial.design.escalation import BOIN, CRM, ThreePlusThree, crm_skeleton
+from cartrial.design.monitor import dose_label, dsmb_summary, next_dose_recommendation
+from cartrial.design.simulate import plot_operating_characteristics
 from cartrial.report.document import TableItem
 from cartrial.report.figures import Drawn
 
@@ -30,7 +34,6 @@ NOT_AN_ACTION = "recommendation, not an action"
 
 def make_design(d: dict[str, Any]):
     """The design object of the (checked) ``design`` setting."""
-    from cartrial.design.escalation import BOIN, CRM, ThreePlusThree, crm_skeleton
 
     nd = len(d["doses"])
     if d["method"] == "BOIN":
@@ -47,7 +50,6 @@ def make_design(d: dict[str, Any]):
 
 def simulate(design: Any, d: dict[str, Any], p_true: Any):
     """Operating characteristics of ``design`` for one scenario (seed ``d['seed']``)."""
-    from cartrial.design import simulate as S
 
     n, seed = d["trials"], d["seed"]
     if d["method"] == "BOIN":
@@ -58,7 +60,6 @@ def simulate(design: Any, d: dict[str, Any], p_true: Any):
 
 
 def dose_labels(doses: Any) -> list[str]:
-    from cartrial.design.monitor import dose_label
 
     return [dose_label(x) for x in doses]
 
@@ -173,8 +174,6 @@ def design_section(
     cohort: Cohort, d: dict[str, Any], saf_text: str
 ) -> tuple[list[TableItem], list[Drawn], list[str], str]:
     """(tables, figures, section notes, methods paragraph) of the section."""
-    from cartrial.design.monitor import dsmb_summary, next_dose_recommendation
-    from cartrial.design.simulate import plot_operating_characteristics
 
     design = make_design(d)
     tables: list[TableItem] = []

@@ -10,14 +10,22 @@ the typeset renderings, leaving the CSV in its long, machine-readable form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from cartrial.endpoints.definitions import ENDPOINTS
+from cartrial.endpoints.populations import POPULATIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from cartrial.endpoints.definitions import EndpointDefinition
     from cartrial.report.figures import Drawn
     from cartrial.report.settings import ReportSettings
+
+#: a progress callback: one message per report step
+Progress = Callable[[str], None]
 
 SECTIONS = (
     ("flow", "Patient flow and analysis populations"),
@@ -32,20 +40,39 @@ SECTIONS = (
     ("course", "Individual courses"),
     ("kinetics", "CAR-T kinetics and immune reconstitution"),
 )
-ENDPOINT_TITLES = {
-    "OS": "Overall survival", "PFS": "Progression-free survival",
-    "EFS": "Event-free survival", "DFS": "Disease-free survival (patients in CR/CRi)",
-    "DOR": "Duration of response (responders)", "CIR": "Cumulative incidence of relapse",
-    "NRM": "Non-relapse mortality",
-}
-#: time origin of each endpoint (DOR starts at the first response; the others at infusion)
-ENDPOINT_ORIGIN = {"DOR": "first response"}
 SYNTHETIC_LABEL = "SYNTHETIC DATA — not real patients"
 
 
-def time_axis_label(endpoint: str | None, unit: str) -> str:
-    """x-axis text: 'Time since CAR-T infusion (months)'; DOR from first response."""
-    origin = ENDPOINT_ORIGIN.get(endpoint or "", "CAR-T infusion")
+def _definition(endpoint: str, settings: ReportSettings | None = None) -> EndpointDefinition | None:
+
+    if endpoint in ENDPOINTS:
+        return ENDPOINTS[endpoint]
+    return settings.user_endpoints().get(endpoint) if settings is not None else None
+
+
+def endpoint_title(endpoint: str, settings: ReportSettings | None = None) -> str:
+    """Display title of an endpoint from its definition (``cartrial.endpoints.definitions``
+    or the settings' ``endpoint_definitions``): the label, with the population when it is
+    not every infused patient — 'Disease-free survival (in complete remission,
+    CR/CRh/CRi)'; the code itself when no definition has it."""
+
+    d = _definition(endpoint, settings)
+    if d is None:
+        return endpoint
+    if d.population in ("SAF", "ITT") or d.population not in POPULATIONS:
+        return d.label
+    pop = POPULATIONS[d.population].label
+    pop = (pop[:1].lower() + pop[1:]).replace(" (", ", ").rstrip(")")
+    return f"{d.label} ({pop})"
+
+
+def time_axis_label(endpoint: str | None, unit: str, settings: ReportSettings | None = None) -> str:
+    """x-axis text from the endpoint's time origin: 'Time since CAR-T infusion (months)';
+    'Time since first response (months)' for DOR."""
+    d = _definition(endpoint, settings) if endpoint else None
+    origin = (
+        "first response" if d is not None and d.origin == "first_response" else "CAR-T infusion"
+    )
     return f"Time since {origin} ({unit})"
 
 
@@ -74,6 +101,21 @@ class TableItem:
     def caption(self) -> str:
         """Footnote text printed under the table (population first)."""
         return " ".join(x for x in (self.population, self.footnote) if x).strip()
+
+
+@dataclass
+class SectionOutput:
+    """What one section builder adds to the report, in print order."""
+
+    tables: list[TableItem] = field(default_factory=list)
+    #: (section key, figure)
+    figures: list[tuple[str, Drawn]] = field(default_factory=list)
+    #: (section key, paragraph) printed at the top of a section (skipped analyses …)
+    section_notes: list[tuple[str, str]] = field(default_factory=list)
+    #: report-level notes
+    notes: list[str] = field(default_factory=list)
+    #: paragraphs appended to the methods
+    methods: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,8 +153,15 @@ class Report:
             figures = [d for s, d in self.figures if s == key]
             notes = [n for s, n in self.section_notes if s == key]
             if tables or figures or notes:
-                out.append({"key": key, "title": title, "tables": tables, "figures": figures,
-                            "notes": notes})
+                out.append(
+                    {
+                        "key": key,
+                        "title": title,
+                        "tables": tables,
+                        "figures": figures,
+                        "notes": notes,
+                    }
+                )
         return out
 
 

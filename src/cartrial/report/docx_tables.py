@@ -76,8 +76,9 @@ def write_docx(report: Report, path: str | os.PathLike[str]) -> Path:
                 s.font.size = Pt(8)
                 s.font.color.rgb = RGBColor(0xB3, 0x26, 0x1E)
             if len(item.df) > DOCX_MAX_ROWS:
-                doc.add_paragraph(f"{len(item.df)} rows: a per-patient listing; see "
-                                  f"tables/{item.name}.csv.")
+                doc.add_paragraph(
+                    f"{len(item.df)} rows: a per-patient listing; see tables/{item.name}.csv."
+                )
                 continue
             header, rows = display_rows(item)
             table = doc.add_table(rows=len(rows) + 1, cols=len(header))

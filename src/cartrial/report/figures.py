@@ -15,15 +15,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cartrial.cohort.units import DAYS_PER_MONTH
+from cartrial.report.document import SYNTHETIC_LABEL, time_axis_label
+from cartrial.report.palette import (
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    PALETTE,
+    PURPLE,
+    SKY_BLUE,
+    SYNTHETIC_RED,
+    VERMILION,
+    YELLOW,
+)
 from cartrial.report.settings import ReportSettings
+from cartrial.report.tables import _vocab_order
+from cartrial.stats import cumulative_incidence, gray_test, kaplan_meier
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-#: colour-blind-safe palette (Okabe & Ito 2008)
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
-           "#000000")
-RC = {
+RC: dict[str, Any] = {
     "font.size": 8.5,
     "axes.titlesize": 9.5,
     "axes.labelsize": 8.5,
@@ -51,20 +64,18 @@ class Drawn:
     caption: str = ""
 
 
-def _plt():
+def _style() -> None:
+    """The report's text sizes and spines (``RC``) for the figures made from here on; no
+    pyplot (figures are ``Figure`` objects drawn by the Agg canvas directly)."""
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(RC)
-    return plt
+    matplotlib.rcParams.update(RC)  # type: ignore[arg-type]  # keys checked by matplotlib
 
 
 def _new_figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
-    _plt()
+    _style()
     return Figure(figsize=(width, height), layout=None)
 
 
@@ -79,8 +90,9 @@ RISK_TOP = 0.62  # inches from the axis bottom to the "Number at risk" line
 RISK_ROW = 0.21  # inches per row of the numbers-at-risk table
 
 
-def _risk_layout(k: int, ax_h: float = 3.0, top: float = 0.38, labels: Sequence[str] = (),
-                 width: float = 6.4) -> tuple[float, tuple]:
+def _risk_layout(
+    k: int, ax_h: float = 3.0, top: float = 0.38, labels: Sequence[str] = (), width: float = 6.4
+) -> tuple[float, tuple]:
     """Figure height and main-axes rectangle leaving room for ``k`` at-risk rows below
     and for the row labels on the left (7.5 pt text: ~0.062 in per character)."""
     bottom = RISK_TOP + RISK_ROW * k + 0.12
@@ -96,15 +108,38 @@ def _risk_rows(ax, ax_h: float, labels: list[str], ticks, counts: list, colours:
     from matplotlib.transforms import blended_transform_factory
 
     tr = blended_transform_factory(ax.transData, ax.transAxes)
-    ax.text(0.0, -RISK_TOP / ax_h, "Number at risk", transform=ax.transAxes, ha="left",
-            va="center", fontsize=7.5)
+    ax.text(
+        0.0,
+        -RISK_TOP / ax_h,
+        "Number at risk",
+        transform=ax.transAxes,
+        ha="left",
+        va="center",
+        fontsize=7.5,
+    )
     for i, (lab, row, colour) in enumerate(zip(labels, counts, colours, strict=True)):
         y = -(RISK_TOP + RISK_ROW * (i + 1)) / ax_h
-        ax.text(-0.02, y, lab if len(lab) <= 24 else lab[:23] + "…", transform=ax.transAxes,
-                ha="right", va="center", fontsize=7.5)
+        ax.text(
+            -0.02,
+            y,
+            lab if len(lab) <= 24 else lab[:23] + "…",
+            transform=ax.transAxes,
+            ha="right",
+            va="center",
+            fontsize=7.5,
+        )
         for tt, nr in zip(ticks, row, strict=True):
-            ax.text(tt, y, str(int(nr)), transform=tr, ha="center", va="center", fontsize=7.5,
-                    color=colour, clip_on=False)
+            ax.text(
+                tt,
+                y,
+                str(int(nr)),
+                transform=tr,
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color=colour,
+                clip_on=False,
+            )
 
 
 def _p_text(ax, name: str, p_value: float | None) -> None:
@@ -113,14 +148,21 @@ def _p_text(ax, name: str, p_value: float | None) -> None:
 
         ptxt = fmt_p(p_value)
         rel = f"< {ptxt[1:]}" if ptxt.startswith("<") else f"= {ptxt}"
-        ax.text(0.98, 0.96, f"{name} p {rel}",
-                transform=ax.transAxes, ha="right", va="top")
+        ax.text(0.98, 0.96, f"{name} p {rel}", transform=ax.transAxes, ha="right", va="top")
 
 
-def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: ReportSettings,
-              name: str, title: str, ylabel: str, p_value: float | None = None,
-              endpoint: str | None = None, bands: bool | None = None,
-              xlabel: str | None = None, colours: Sequence[str] | None = None) -> Drawn:
+def km_figure(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    settings: ReportSettings,
+    name: str,
+    title: str,
+    ylabel: str,
+    p_value: float | None = None,
+    endpoint: str | None = None,
+    bands: bool | None = None,
+    xlabel: str | None = None,
+    colours: Sequence[str] | None = None,
+) -> Drawn:
     """Kaplan–Meier curves with censor marks, numbers at risk, median and landmarks marked.
 
     ``curves``: (label, time in days, event 0/1) per group. ``endpoint`` sets the x-axis
@@ -131,16 +173,26 @@ def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: Re
     numbers-at-risk table; ``info["medians"]``/``info["landmarks"]`` what was marked.
     ``colours``: one per curve (``level_colours`` keeps a level's colour between reports).
     """
-    from cartrial.report.document import time_axis_label
-    from cartrial.stats import kaplan_meier
 
     scale = settings.time_scale
-    step = settings.risk_table_step_months * (1.0 if settings.time_unit == "months"
-                                              else 30.4375)
-    fits = [(lab, kaplan_meier(np.asarray(t, float) / scale, np.asarray(e, int),
-                               conf_type=settings.km_conf_type, conf_level=settings.conf_level),
-             np.asarray(t, float) / scale, np.asarray(e, int)) for lab, t, e in curves
-            if len(t)]
+    step = settings.risk_table_step_months * (
+        1.0 if settings.time_unit == "months" else DAYS_PER_MONTH
+    )
+    fits = [
+        (
+            lab,
+            kaplan_meier(
+                np.asarray(t, float) / scale,
+                np.asarray(e, int),
+                conf_type=settings.km_conf_type,
+                conf_level=settings.conf_level,
+            ),
+            np.asarray(t, float) / scale,
+            np.asarray(e, int),
+        )
+        for lab, t, e in curves
+        if len(t)
+    ]
     t_max = max((float(t.max()) for _, _, t, _ in fits if t.size), default=1.0)
     ticks = risk_times(max(t_max, step), step)
     k = len(fits)
@@ -152,15 +204,26 @@ def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: Re
     risk_counts, colours = [], []
     lm_times = [tt for tt, _ in _landmark_times(settings) if tt <= t_max]
     for i, (lab, fit, t, e) in enumerate(fits):
-        colour = (colours[i] if colours is not None and i < len(colours)
-                  else PALETTE[i % len(PALETTE)] if k > 1 else "#0072B2")
+        colour = (
+            colours[i]
+            if colours is not None and i < len(colours)
+            else PALETTE[i % len(PALETTE)]
+            if k > 1
+            else BLUE
+        )
         tab = fit.table
         xs = np.concatenate([[0.0], tab["time"].to_numpy()])
         ys = np.concatenate([[1.0], tab["survival"].to_numpy()])
         med = float(fit.median(ci_method=settings.km_ci_method).estimate)
         med_txt = f", median {med:.1f}" if np.isfinite(med) else ", median NR"
-        ax.step(xs, ys, where="post", color=colour, lw=1.4,
-                label=f"{lab} (n={len(t)}{med_txt if k > 2 else ''})")
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=colour,
+            lw=1.4,
+            label=f"{lab} (n={len(t)}{med_txt if k > 2 else ''})",
+        )
         if show_bands:
             lo = np.concatenate([[1.0], tab["lower"].to_numpy()])
             hi = np.concatenate([[1.0], tab["upper"].to_numpy()])
@@ -173,15 +236,27 @@ def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: Re
         if np.isfinite(med):  # guides for every curve; the value in text (or the legend)
             ax.plot([0, med, med], [0.5, 0.5, 0.0], ls=(0, (3, 2)), lw=0.8, color=colour)
             if k <= 2:
-                ax.annotate(f"median {med:.1f}", (med, 0.0), xytext=(3, 4 + 9 * i),
-                            textcoords="offset points", fontsize=6.8, color=colour)
+                ax.annotate(
+                    f"median {med:.1f}",
+                    (med, 0.0),
+                    xytext=(3, 4 + 9 * i),
+                    textcoords="offset points",
+                    fontsize=6.8,
+                    color=colour,
+                )
         if k <= 2:
             for tt in lm_times:
                 est = float(fit.survival_at(tt).estimate)
                 if np.isfinite(est):
                     ax.plot([tt], [est], marker="o", ms=3.2, color=colour)
-                    ax.annotate(f"{100 * est:.0f}%", (tt, est), xytext=(2, 4 if i == 0 else -9),
-                                textcoords="offset points", fontsize=6.8, color=colour)
+                    ax.annotate(
+                        f"{100 * est:.0f}%",
+                        (tt, est),
+                        xytext=(2, 4 if i == 0 else -9),
+                        textcoords="offset points",
+                        fontsize=6.8,
+                        color=colour,
+                    )
                     marks.append({"group": lab, "time": tt, "estimate": est})
         n_risk = np.asarray(fit.n_at_risk(ticks), dtype=float)
         risk_counts.append(n_risk)
@@ -196,7 +271,7 @@ def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: Re
     ax.yaxis.set_major_formatter(_percent())
     ax.set_title(title, loc="left")
     ax.tick_params(labelbottom=True)
-    ax.set_xlabel(xlabel or time_axis_label(endpoint, settings.time_unit))
+    ax.set_xlabel(xlabel or time_axis_label(endpoint, settings.time_unit, settings))
     handles = ax.get_legend_handles_labels()
     ax.legend(*handles, loc="lower left", frameon=False)
     _p_text(ax, "log-rank", p_value)
@@ -204,24 +279,36 @@ def km_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], settings: Re
     data = pd.DataFrame(at_risk_rows, columns=["group", "time", "n_at_risk"])
     ci = f"{100 * settings.conf_level:g}% CI ({settings.km_conf_type} transform)"
     band_text = f"shaded: {ci}; " if show_bands else ""
-    return Drawn(name, title, fig, data,
-                 {"ticks": ticks.tolist(), "p_value": p_value, "medians": medians,
-                  "landmarks": marks, "xlabel": ax.get_xlabel(), "bands": show_bands},
-                 caption=f"Kaplan–Meier estimate; {band_text}| marks censored patients; "
-                         "dashed guides mark the median, dots the landmark estimates; "
-                         "numbers at risk below the axis.")
+    return Drawn(
+        name,
+        title,
+        fig,
+        data,
+        {
+            "ticks": ticks.tolist(),
+            "p_value": p_value,
+            "medians": medians,
+            "landmarks": marks,
+            "xlabel": ax.get_xlabel(),
+            "bands": show_bands,
+        },
+        caption=f"Kaplan–Meier estimate; {band_text}| marks censored patients; "
+        "dashed guides mark the median, dots the landmark estimates; "
+        "numbers at risk below the axis.",
+    )
 
 
 def _landmark_times(settings: ReportSettings) -> list[tuple[float, str]]:
     unit = settings.time_unit
-    return [(t if unit == "months" else t * 30.4375, f"{t:g}") for t in settings.landmarks_months]
+    return [
+        (t if unit == "months" else t * DAYS_PER_MONTH, f"{t:g}") for t in settings.landmarks_months
+    ]
 
 
 def level_colours(levels: Sequence[str]) -> list[str]:
     """Colours fixed by the vocabulary: a level known to ``cohort.vocab`` (sexes, product
     sources, responses, yes/no, low/high) always gets the same palette colour, whatever
     other levels a report has; other levels take the remaining colours in order."""
-    from cartrial.report.tables import _vocab_order
 
     vocab = ["yes", "no", *_vocab_order()]
     out, used = [], set()
@@ -247,9 +334,14 @@ def _percent():
 
 
 # ------------------------------------------------------------------------------ CIF
-def cif_figure(time_days: np.ndarray, cause: np.ndarray, settings: ReportSettings,
-               name: str = "cif_relapse_nrm", groups: np.ndarray | None = None,
-               group_title: str = "") -> Drawn:
+def cif_figure(
+    time_days: np.ndarray,
+    cause: np.ndarray,
+    settings: ReportSettings,
+    name: str = "cif_relapse_nrm",
+    groups: np.ndarray | None = None,
+    group_title: str = "",
+) -> Drawn:
     """Cumulative incidence of relapse (cause 1) and non-relapse mortality (cause 2),
     Aalen–Johansen with the other as competing risk, with numbers at risk below.
 
@@ -257,13 +349,12 @@ def cif_figure(time_days: np.ndarray, cause: np.ndarray, settings: ReportSetting
     (solid) and NRM (dashed) per group, Gray's test for relapse (cmprsk ``cuminc``) in the
     corner; ``info["gray_p"]``.
     """
-    from cartrial.report.document import time_axis_label
-    from cartrial.stats import cumulative_incidence, gray_test
 
     t = np.asarray(time_days, float) / settings.time_scale
     c = np.asarray(cause, int)
-    step = settings.risk_table_step_months * (1.0 if settings.time_unit == "months"
-                                              else 30.4375)
+    step = settings.risk_table_step_months * (
+        1.0 if settings.time_unit == "months" else DAYS_PER_MONTH
+    )
     t_max = float(t.max()) if t.size else 1.0
     ticks = risk_times(max(t_max, step), step)
     if groups is None:
@@ -283,8 +374,9 @@ def cif_figure(time_days: np.ndarray, cause: np.ndarray, settings: ReportSetting
     for gi, (glab, mask) in enumerate(series):
         ci = cumulative_incidence(t[mask], c[mask], conf_level=settings.conf_level)
         tab = ci.table
-        for j, (code, lab) in enumerate(((1, "Relapse / progression"),
-                                         (2, "Non-relapse mortality"))):
+        for j, (code, lab) in enumerate(
+            ((1, "Relapse / progression"), (2, "Non-relapse mortality"))
+        ):
             sub = tab[tab["cause"] == code]
             if sub.empty:
                 continue
@@ -293,27 +385,42 @@ def cif_figure(time_days: np.ndarray, cause: np.ndarray, settings: ReportSetting
             colour = PALETTE[j + 1] if groups is None else PALETTE[gi % len(PALETTE)]
             ls = "-" if (groups is None or code == 1) else "--"
             text = lab if groups is None else f"{group_title} {glab.lower()}: {lab.lower()}"
-            ax.step(xs, ys, where="post", color=colour, lw=1.4, ls=ls,
-                    label=f"{text} ({int(sub['n_event'].sum())} events)")
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=colour,
+                lw=1.4,
+                ls=ls,
+                label=f"{text} ({int(sub['n_event'].sum())} events)",
+            )
             if groups is None:
                 lo = np.concatenate([[0.0], sub["lower"].to_numpy()])
                 hi = np.concatenate([[0.0], sub["upper"].to_numpy()])
                 ax.fill_between(xs, lo, hi, step="post", color=colour, alpha=0.15, lw=0)
             rows.append(pd.DataFrame({"group": glab, "cause": code, "time": xs, "cif": ys}))
-        colour = "#333333" if groups is None else PALETTE[gi % len(PALETTE)]
+        colour = GREY if groups is None else PALETTE[gi % len(PALETTE)]
         tm = t[mask]
         counts = [int((tm >= tt).sum()) for tt in ticks]
         risk_counts.append(counts)
         colours.append(colour)
-        at_risk += [{"group": glab, "time": float(tt), "n_at_risk": nr}
-                    for tt, nr in zip(ticks, counts, strict=True)]
+        at_risk += [
+            {"group": glab, "time": float(tt), "n_at_risk": nr}
+            for tt, nr in zip(ticks, counts, strict=True)
+        ]
     gray_p = None
     if groups is not None and k >= 2 and (c == 1).any():
         keep = np.zeros(t.size, dtype=bool)
         for _, m in series:
             keep |= m
-        gray_p = float(gray_test(t[keep], c[keep], np.asarray(groups, dtype=object)[keep]
-                                 .astype(str), cause_of_interest=1).p_value)
+        gray_p = float(
+            gray_test(
+                t[keep],
+                c[keep],
+                np.asarray(groups, dtype=object)[keep].astype(str),
+                cause_of_interest=1,
+            ).p_value
+        )
         _p_text(ax, "Gray's test (relapse)", gray_p)
     ax.set_ylim(0, 1)
     ax.set_xlim(-0.02 * ticks[-1], ticks[-1] * 1.02 + 1e-9)
@@ -322,20 +429,35 @@ def cif_figure(time_days: np.ndarray, cause: np.ndarray, settings: ReportSetting
     ax.yaxis.set_major_formatter(_percent())
     ax.set_xlabel(time_axis_label(None, settings.time_unit))
     ax.set_ylabel("Cumulative incidence")
-    title = ("Cumulative incidence of relapse and non-relapse mortality" if groups is None
-             else f"Relapse and non-relapse mortality by {group_title[:1].lower() + group_title[1:]}")
+    title = (
+        "Cumulative incidence of relapse and non-relapse mortality"
+        if groups is None
+        else f"Relapse and non-relapse mortality by {group_title[:1].lower() + group_title[1:]}"
+    )
     ax.set_title(title, loc="left")
     ax.legend(loc="upper left", frameon=False, fontsize=6.8, bbox_to_anchor=(0.01, 0.93))
     _risk_rows(ax, 2.9, [lab for lab, _ in series], ticks, risk_counts, colours)
     data = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    return Drawn(name, title, fig, data,
-                 {"n": int(len(t)), "gray_p": gray_p, "at_risk": pd.DataFrame(at_risk),
-                  "xlabel": ax.get_xlabel()},
-                 caption="Aalen–Johansen cumulative incidence, relapse/progression and death "
-                         "without relapse as competing risks"
-                 + ("; log(−log) pointwise bands" if groups is None else
-                    "; Gray's test compares relapse incidence between the groups")
-                 + "; numbers at risk below the axis.")
+    return Drawn(
+        name,
+        title,
+        fig,
+        data,
+        {
+            "n": int(len(t)),
+            "gray_p": gray_p,
+            "at_risk": pd.DataFrame(at_risk),
+            "xlabel": ax.get_xlabel(),
+        },
+        caption="Aalen–Johansen cumulative incidence, relapse/progression and death "
+        "without relapse as competing risks"
+        + (
+            "; log(−log) pointwise bands"
+            if groups is None
+            else "; Gray's test compares relapse incidence between the groups"
+        )
+        + "; numbers at risk below the axis.",
+    )
 
 
 # ------------------------------------------------------------------------------ forest
@@ -364,21 +486,43 @@ def forest_figure(cox: pd.DataFrame, settings: ReportSettings, name: str, title:
     ax.spines["left"].set_visible(False)
     for y, (kind, text, r) in enumerate(lines):
         if kind == "head":
-            ax.text(-0.02, y, text, transform=ax.get_yaxis_transform(), ha="right",
-                    va="center", fontsize=7.8, weight="bold")
+            ax.text(
+                -0.02,
+                y,
+                text,
+                transform=ax.get_yaxis_transform(),
+                ha="right",
+                va="center",
+                fontsize=7.8,
+                weight="bold",
+            )
             continue
         assert r is not None
-        ax.text(-0.02, y, f"   {text}  ({r['N']}; {r['Events']} ev.)",
-                transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=7.3)
-        ax.text(1.03, y, str(r[ci_col]) + (f"  p {r['p']}" if r["p"] else ""),
-                transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7.3)
+        ax.text(
+            -0.02,
+            y,
+            f"   {text}  ({r['N']}; {r['Events']} ev.)",
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="center",
+            fontsize=7.3,
+        )
+        ax.text(
+            1.03,
+            y,
+            str(r[ci_col]) + (f"  p {r['p']}" if r["p"] else ""),
+            transform=ax.get_yaxis_transform(),
+            ha="left",
+            va="center",
+            fontsize=7.3,
+        )
         hr = float(r["hr"])
         if str(r[ci_col]).startswith("1 (reference)"):
             ax.plot([1.0], [y], marker="D", ms=3.5, color="#777777", mfc="white")
         elif np.isfinite(hr):
             l_, u_ = float(r["lower"]), float(r["upper"])
-            ax.plot([max(l_, lo / 1.2), min(u_, hi * 1.2)], [y, y], color="#0072B2", lw=1.2)
-            ax.plot([hr], [y], marker="s", ms=4.5, color="#0072B2")
+            ax.plot([max(l_, lo / 1.2), min(u_, hi * 1.2)], [y, y], color=BLUE, lw=1.2)
+            ax.plot([hr], [y], marker="s", ms=4.5, color=BLUE)
     ax.set_xlabel(f"Hazard ratio ({100 * settings.conf_level:g}% CI), log scale")
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
@@ -388,25 +532,30 @@ def forest_figure(cox: pd.DataFrame, settings: ReportSettings, name: str, title:
     ax.xaxis.set_minor_formatter(NullFormatter())
     fig.text(0.02, 1 - 0.12 / height, title, ha="left", va="top", fontsize=9.5)
     per_doubling = (cox["Level"] == "per doubling").any()
-    return Drawn(name, title, fig, cox.reset_index(drop=True), {"rows": n},
-                 caption="Univariable Cox hazard ratio of each level against the reference "
-                         "(◇); squares: HR, lines: confidence interval; (N; events). HR > 1: "
-                         "higher hazard than the reference."
-                         + (" EASIX/m-EASIX: HR per doubling of the pre-infusion value."
-                            if per_doubling else ""))
+    return Drawn(
+        name,
+        title,
+        fig,
+        cox.reset_index(drop=True),
+        {"rows": n},
+        caption="Univariable Cox hazard ratio of each level against the reference "
+        "(◇); squares: HR, lines: confidence interval; (N; events). HR > 1: "
+        "higher hazard than the reference."
+        + (" EASIX/m-EASIX: HR per doubling of the pre-infusion value." if per_doubling else ""),
+    )
 
 
 # ------------------------------------------------------------------------------ swimmer
 MARKERS = {
-    "CR/CRi": dict(marker="o", color="#009E73", mfc="#009E73"),
-    "PR": dict(marker="o", color="#56B4E9", mfc="white"),
+    "CR/CRi": dict(marker="o", color=GREEN, mfc=GREEN),
+    "PR": dict(marker="o", color=SKY_BLUE, mfc="white"),
     "NR": dict(marker="s", color="#7f7f7f", mfc="white"),
-    "SCT": dict(marker="^", color="#0072B2", mfc="#0072B2"),
-    "relapse CD7−": dict(marker="v", color="#D55E00", mfc="white"),
-    "relapse CD7+": dict(marker="v", color="#D55E00", mfc="#D55E00"),
-    "relapse CD7 unknown": dict(marker="D", color="#D55E00", mfc="#E69F00"),
-    "relapse, day not reported": dict(marker="v", color="#D55E00", mfc="#F0E442"),
-    "new therapy": dict(marker="P", color="#CC79A7", mfc="#CC79A7"),
+    "SCT": dict(marker="^", color=BLUE, mfc=BLUE),
+    "relapse CD7−": dict(marker="v", color=VERMILION, mfc="white"),
+    "relapse CD7+": dict(marker="v", color=VERMILION, mfc=VERMILION),
+    "relapse CD7 unknown": dict(marker="D", color=VERMILION, mfc=ORANGE),
+    "relapse, day not reported": dict(marker="v", color=VERMILION, mfc=YELLOW),
+    "new therapy": dict(marker="P", color=PURPLE, mfc=PURPLE),
     "death": dict(marker="X", color="black", mfc="black"),
 }
 
@@ -416,16 +565,25 @@ SWIMMER_PAGE = 80
 #: most swimmer pages drawn; a larger cohort gets only the aggregated view
 SWIMMER_MAX_PAGES = 3
 #: states of the aggregated swimmer view, bottom to top, and their colours
-COURSE_STATES = (("Alive, no relapse recorded", "#d5eadf"), ("Alive after relapse", "#E69F00"),
-                 ("Dead", "#4d4d4d"), ("Follow-up ended (alive)", "#cfd8e3"))
+COURSE_STATES = (
+    ("Alive, no relapse recorded", "#d5eadf"),
+    ("Alive after relapse", ORANGE),
+    ("Dead", "#4d4d4d"),
+    ("Follow-up ended (alive)", "#cfd8e3"),
+)
 #: event kinds of the aggregated view's histogram: (label, marker kinds, colour)
-COURSE_EVENTS = (("CR/CRi", ("CR/CRi",), "#009E73"), ("SCT", ("SCT",), "#0072B2"),
-                 ("Relapse", tuple(k for k in MARKERS if k.startswith("relapse")), "#D55E00"),
-                 ("New therapy", ("new therapy",), "#CC79A7"), ("Death", ("death",), "black"))
+COURSE_EVENTS = (
+    ("CR/CRi", ("CR/CRi",), GREEN),
+    ("SCT", ("SCT",), BLUE),
+    ("Relapse", tuple(k for k in MARKERS if k.startswith("relapse")), VERMILION),
+    ("New therapy", ("new therapy",), PURPLE),
+    ("Death", ("death",), "black"),
+)
 
 
-def swimmer_figures(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportSettings,
-                    name: str = "swimmer") -> list[Drawn]:
+def swimmer_figures(
+    lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportSettings, name: str = "swimmer"
+) -> list[Drawn]:
     """The swimmer plot at any cohort size (issue 13: never a 51-inch page).
 
     Up to ``SWIMMER_PAGE`` (80) patients: one figure (``swimmer``). More: the aggregated
@@ -438,25 +596,30 @@ def swimmer_figures(lanes: pd.DataFrame, markers: pd.DataFrame, settings: Report
         return [swimmer_figure(lanes, markers, settings, name)]
     summary = course_summary_figure(lanes, markers, settings, f"{name}_summary")
     order = _swimmer_order(lanes, settings)
-    pages = [order.iloc[i:i + SWIMMER_PAGE] for i in range(0, len(order), SWIMMER_PAGE)]
+    pages = [order.iloc[i : i + SWIMMER_PAGE] for i in range(0, len(order), SWIMMER_PAGE)]
     if len(pages) > SWIMMER_MAX_PAGES:
-        summary.caption += (f" Individual lanes are not drawn for {len(lanes)} patients "
-                            f"(more than {SWIMMER_PAGE * SWIMMER_MAX_PAGES}, i.e. "
-                            f"{SWIMMER_MAX_PAGES} pages of {SWIMMER_PAGE}).")
+        summary.caption += (
+            f" Individual lanes are not drawn for {len(lanes)} patients "
+            f"(more than {SWIMMER_PAGE * SWIMMER_MAX_PAGES}, i.e. "
+            f"{SWIMMER_MAX_PAGES} pages of {SWIMMER_PAGE})."
+        )
         return [summary]
-    summary.caption += (f" The individual lanes follow on {len(pages)} pages of at most "
-                        f"{SWIMMER_PAGE} patients.")
+    summary.caption += (
+        f" The individual lanes follow on {len(pages)} pages of at most {SWIMMER_PAGE} patients."
+    )
     out = [summary]
     for k, page in enumerate(pages, 1):
-        d = swimmer_figure(lanes[lanes["patient_id"].isin(page["patient_id"])], markers,
-                           settings, f"{name}_p{k}")
+        d = swimmer_figure(
+            lanes[lanes["patient_id"].isin(page["patient_id"])], markers, settings, f"{name}_p{k}"
+        )
         d.title = f"Swimmer plot, page {k} of {len(pages)}"
         out.append(d)
     return out
 
 
-def course_states(lanes: pd.DataFrame, markers: pd.DataFrame, times: np.ndarray,
-                  scale: float = 1.0) -> pd.DataFrame:
+def course_states(
+    lanes: pd.DataFrame, markers: pd.DataFrame, times: np.ndarray, scale: float = 1.0
+) -> pd.DataFrame:
     """Patients in each ``COURSE_STATES`` state at each of ``times`` (in days / ``scale``).
 
     A patient is dead from the death marker on; follow-up ended (alive at last contact)
@@ -486,13 +649,16 @@ def course_states(lanes: pd.DataFrame, markers: pd.DataFrame, times: np.ndarray,
     return out
 
 
-def course_summary_figure(lanes: pd.DataFrame, markers: pd.DataFrame,
-                          settings: ReportSettings, name: str = "swimmer_summary") -> Drawn:
+def course_summary_figure(
+    lanes: pd.DataFrame,
+    markers: pd.DataFrame,
+    settings: ReportSettings,
+    name: str = "swimmer_summary",
+) -> Drawn:
     """The aggregated swimmer view for a large cohort: a stacked area of the patients in
     each state over time (``course_states``) above histograms of the event times (first
     CR/CRi, SCT, relapse, new therapy, death per patient). ``data``: the state counts;
     ``info["events"]``: the event times drawn."""
-    from cartrial.report.document import time_axis_label
 
     scale = settings.time_scale
     n = len(lanes)
@@ -501,9 +667,13 @@ def course_summary_figure(lanes: pd.DataFrame, markers: pd.DataFrame,
     states = course_states(lanes, markers, times, scale)
     fig = _new_figure(7.0, 5.6)
     ax = fig.add_axes((0.1, 0.47, 0.6, 0.46))
-    ax.stackplot(times, *[states[s].to_numpy() for s, _ in COURSE_STATES],
-                 labels=[s for s, _ in COURSE_STATES], colors=[c for _, c in COURSE_STATES],
-                 linewidth=0)
+    ax.stackplot(
+        times,
+        *[states[s].to_numpy() for s, _ in COURSE_STATES],
+        labels=[s for s, _ in COURSE_STATES],
+        colors=[c for _, c in COURSE_STATES],
+        linewidth=0,
+    )
     ax.set_xlim(0, t_max)
     ax.set_ylim(0, n)
     ax.set_ylabel("Patients")
@@ -514,41 +684,60 @@ def course_summary_figure(lanes: pd.DataFrame, markers: pd.DataFrame,
     bins = np.linspace(0.0, t_max, 31)
     events = []
     for label_, kinds, colour in COURSE_EVENTS:
-        mk = markers[markers["kind"].isin(list(kinds)) & markers["day"].notna()
-                     & markers["patient_id"].isin(lanes["patient_id"])]
+        mk = markers[
+            markers["kind"].isin(list(kinds))
+            & markers["day"].notna()
+            & markers["patient_id"].isin(lanes["patient_id"])
+        ]
         first = mk.groupby("patient_id")["day"].min().to_numpy(dtype=float) / scale
         events.append(pd.DataFrame({"event": label_, "time": first}))
         if first.size:
-            hx.hist(first, bins=bins, histtype="step", color=colour, linewidth=1.3,
-                    label=f"{label_} (n={first.size})")
+            hx.hist(
+                first,
+                bins=list(bins),
+                histtype="step",
+                color=colour,
+                linewidth=1.3,
+                label=f"{label_} (n={first.size})",
+            )
     hx.set_ylabel("Patients per interval")
     hx.set_xlabel(time_axis_label(None, settings.time_unit))
     hx.set_title("First event of each kind per patient", loc="left")
     hx.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7)
     width = t_max / 30
-    return Drawn(name, "Course of all patients (aggregated swimmer plot)", fig, states,
-                 {"events": pd.concat(events, ignore_index=True), "bin_width": width},
-                 caption=f"Aggregated view for {n} patients (more than {SWIMMER_PAGE}: one "
-                         "lane per patient would not be readable). Top: patients in each state "
-                         "at each time since infusion (dead from the day of death; follow-up "
-                         "ended after the last contact of a patient alive then; alive after "
-                         "relapse from the first relapse, any CD7 status, a relapse without "
-                         "its day at last follow-up). Bottom: histogram of the first "
-                         "CR/CRi, consolidation SCT, relapse, new therapy and death per "
-                         f"patient, in intervals of {width:.2g} {settings.time_unit}.")
+    return Drawn(
+        name,
+        "Course of all patients (aggregated swimmer plot)",
+        fig,
+        states,
+        {"events": pd.concat(events, ignore_index=True), "bin_width": width},
+        caption=f"Aggregated view for {n} patients (more than {SWIMMER_PAGE}: one "
+        "lane per patient would not be readable). Top: patients in each state "
+        "at each time since infusion (dead from the day of death; follow-up "
+        "ended after the last contact of a patient alive then; alive after "
+        "relapse from the first relapse, any CD7 status, a relapse without "
+        "its day at last follow-up). Bottom: histogram of the first "
+        "CR/CRi, consolidation SCT, relapse, new therapy and death per "
+        f"patient, in intervals of {width:.2g} {settings.time_unit}.",
+    )
 
 
 def _swimmer_order(lanes: pd.DataFrame, settings: ReportSettings) -> pd.DataFrame:
     order = ["Consolidation SCT", "No consolidation SCT", "SCT unknown"]
-    groups = sorted(pd.unique(lanes["group"]),
-                    key=lambda g: (order.index(g) if g in order else len(order), str(g)))
-    x = lanes.assign(_g=lanes["group"].map({g: i for i, g in enumerate(groups)}),
-                     end=lanes["end_days"].astype(float))
+    groups = sorted(
+        pd.unique(lanes["group"]),
+        key=lambda g: (order.index(g) if g in order else len(order), str(g)),
+    )
+    x = lanes.assign(
+        _g=lanes["group"].map({g: i for i, g in enumerate(groups)}),
+        end=lanes["end_days"].astype(float),
+    )
     return x.sort_values(["_g", "end", "patient_id"], ascending=[True, False, True])
 
 
-def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportSettings,
-                   name: str = "swimmer") -> Drawn:
+def swimmer_figure(
+    lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportSettings, name: str = "swimmer"
+) -> Drawn:
     """One lane per patient from infusion to last follow-up, grouped and sorted.
 
     ``lanes``: patient_id, group, end_days, ongoing (arrow), lost (no arrow, open end).
@@ -559,8 +748,10 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
     lanes = lanes.copy()
     lanes["end"] = lanes["end_days"].astype(float) / scale
     order = ["Consolidation SCT", "No consolidation SCT", "SCT unknown"]
-    groups = sorted(pd.unique(lanes["group"]),
-                    key=lambda g: (order.index(g) if g in order else len(order), str(g)))
+    groups = sorted(
+        pd.unique(lanes["group"]),
+        key=lambda g: (order.index(g) if g in order else len(order), str(g)),
+    )
     lanes["_g"] = lanes["group"].map({g: i for i, g in enumerate(groups)})
     lanes = lanes.sort_values(["_g", "end", "patient_id"], ascending=[True, False, True])
     gap = 1.0
@@ -582,15 +773,37 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
         colour = ("#cfd8e3", "#f1dccc", "#d5eadf", "#eddbe6")[i % 4]
         ax.barh(sub["lane"], sub["end"], height=0.7, color=colour, edgecolor="none")
         mid = (sub["lane"].min() + sub["lane"].max()) / 2
-        ax.text(-0.02 * t_max, mid, f"{g}\n(n={len(sub)})", ha="right", va="center",
-                fontsize=7.5, transform=ax.transData)
+        ax.text(
+            -0.02 * t_max,
+            mid,
+            f"{g}\n(n={len(sub)})",
+            ha="right",
+            va="center",
+            fontsize=7.5,
+            transform=ax.transData,
+        )
     ongoing = lanes[lanes["ongoing"].astype(bool)]
-    ax.plot(ongoing["end"] + 0.012 * t_max, ongoing["lane"], ls="none", marker=">", ms=4,
-            color="#333333", label="ongoing follow-up")
+    ax.plot(
+        ongoing["end"] + 0.012 * t_max,
+        ongoing["lane"],
+        ls="none",
+        marker=">",
+        ms=4,
+        color=GREY,
+        label="ongoing follow-up",
+    )
     lost = lanes[lanes["lost"].astype(bool)]
     if len(lost):
-        ax.plot(lost["end"], lost["lane"], ls="none", marker="|", ms=7, mew=1.4,
-                color="#333333", label="lost to follow-up")
+        ax.plot(
+            lost["end"],
+            lost["lane"],
+            ls="none",
+            marker="|",
+            ms=7,
+            mew=1.4,
+            color=GREY,
+            label="lost to follow-up",
+        )
     lane_of = lanes.set_index("patient_id")["lane"]
     mk = markers[markers["patient_id"].isin(lane_of.index)].copy()
     mk["time"] = mk["day"].astype(float) / scale
@@ -599,26 +812,40 @@ def swimmer_figure(lanes: pd.DataFrame, markers: pd.DataFrame, settings: ReportS
         sub = mk[mk["kind"] == kind]
         if sub.empty:
             continue
-        ax.plot(sub["time"], sub["lane"], ls="none", ms=4.5, mew=0.9, label=kind,
-                marker=style["marker"], color=style["color"], mfc=style["mfc"])
+        ax.plot(
+            sub["time"],
+            sub["lane"],
+            ls="none",
+            ms=4.5,
+            mew=0.9,
+            label=kind,
+            marker=style["marker"],
+            color=style["color"],
+            mfc=style["mfc"],
+        )
     ax.set_ylim(-1, y)
     ax.invert_yaxis()
     ax.set_yticks([])
     ax.spines["left"].set_visible(False)
     ax.set_xlim(0, t_max * 1.05 + 1e-9)
-    from cartrial.report.document import time_axis_label
 
     ax.set_xlabel(time_axis_label(None, settings.time_unit))
     ax.set_title("Swimmer plot: each lane is one patient", loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7)
     data = lanes.drop(columns=["_g"]).reset_index(drop=True)
-    return Drawn(name, "Swimmer plot", fig, data, {"markers": mk.reset_index(drop=True)},
-                 caption="Lanes from infusion to last follow-up (arrow: alive, follow-up "
-                         "ongoing; bar: lost to follow-up or withdrawn); grouped by "
-                         "consolidation SCT and sorted by follow-up. Response markers at the "
-                         "best assessment in the response window; relapse open triangle = "
-                         "CD7-negative, filled = CD7-positive, yellow = relapse whose day is "
-                         "not reported (drawn at last follow-up); + = new therapy.")
+    return Drawn(
+        name,
+        "Swimmer plot",
+        fig,
+        data,
+        {"markers": mk.reset_index(drop=True)},
+        caption="Lanes from infusion to last follow-up (arrow: alive, follow-up "
+        "ongoing; bar: lost to follow-up or withdrawn); grouped by "
+        "consolidation SCT and sorted by follow-up. Response markers at the "
+        "best assessment in the response window; relapse open triangle = "
+        "CD7-negative, filled = CD7-positive, yellow = relapse whose day is "
+        "not reported (drawn at last follow-up); + = new therapy.",
+    )
 
 
 # ------------------------------------------------------------------------------ flow
@@ -638,14 +865,26 @@ def flow_figure(flow: dict[str, Any], name: str = "patient_flow") -> Drawn:
     def box(x: float, y: float, text: str, w: float = 30, h: float = 7, fc: str = "#eef3f8"):
         from matplotlib.patches import FancyBboxPatch
 
-        ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
-                                    boxstyle="round,pad=0.4,rounding_size=1.2", fc=fc,
-                                    ec="#4a6a8a", lw=0.9))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - w / 2, y - h / 2),
+                w,
+                h,
+                boxstyle="round,pad=0.4,rounding_size=1.2",
+                fc=fc,
+                ec="#4a6a8a",
+                lw=0.9,
+            )
+        )
         ax.text(x, y, text, ha="center", va="center", fontsize=7.3)
 
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color="#4a6a8a", lw=0.9))
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops=dict(arrowstyle="-|>", color="#4a6a8a", lw=0.9),
+        )
 
     pops = {p["code"]: p for p in flow.get("populations", [])}
     chain = [c for c in ("ITT", "SAF", "EFF") if c in pops]
@@ -660,16 +899,24 @@ def flow_figure(flow: dict[str, Any], name: str = "patient_flow") -> Drawn:
             arrow(38, prev_y - 3.8, 38, y + 3.8)
             if p["excluded"]:
                 reasons = "\n".join(textwrap.wrap(p["reasons"] or "excluded", 34))
-                box(82, (prev_y + y) / 2, f"Excluded n = {p['excluded']}\n{reasons}", w=30,
-                    h=4 + 2.6 * (reasons.count("\n") + 1), fc="#f7efe6")
+                box(
+                    82,
+                    (prev_y + y) / 2,
+                    f"Excluded n = {p['excluded']}\n{reasons}",
+                    w=30,
+                    h=4 + 2.6 * (reasons.count("\n") + 1),
+                    fc="#f7efe6",
+                )
                 arrow(38, (prev_y + y) / 2, 66.5, (prev_y + y) / 2)
                 rows.append({"node": f"excluded before {p['label']}", "n": p["excluded"]})
         prev_y = y
         y -= 13.0
     r = flow["response"]
-    resp_text = (f"Best response, days {flow['window']} after infusion\n"
-                 f"CR/CRi {r['complete']} · other response {r['partial']} · "
-                 f"no response {r['none']} · not assessed {r['not_assessed']}")
+    resp_text = (
+        f"Best response, days {flow['window']} after infusion\n"
+        f"CR/CRi {r['complete']} · other response {r['partial']} · "
+        f"no response {r['none']} · not assessed {r['not_assessed']}"
+    )
     y_resp = y - 1
     box(50, y_resp, resp_text, w=66, h=8)
     arrow(38, (prev_y or 95) - 3.8, 50, y_resp + 4.4)
@@ -684,24 +931,91 @@ def flow_figure(flow: dict[str, Any], name: str = "patient_flow") -> Drawn:
         arrow(x, y_br - 3.8, x, y_br - 11.8)
         rows.append({"node": br["label"], "n": br["n"]})
         rows += [{"node": f"{br['label']} / {k}", "n": v} for k, v in br["outcome"].items()]
-    return Drawn(name, "Patient flow", fig, pd.DataFrame(rows), {"flow": flow},
-                 caption="Patient flow (CONSORT style): each analysis population with the "
-                         "reasons for exclusion, counts derived from the cohort.")
+    return Drawn(
+        name,
+        "Patient flow",
+        fig,
+        pd.DataFrame(rows),
+        {"flow": flow},
+        caption="Patient flow (CONSORT style): each analysis population with the "
+        "reasons for exclusion, counts derived from the cohort.",
+    )
 
 
 def mark_synthetic(drawn: Drawn) -> None:
     """Stamp "SYNTHETIC DATA" in the figure's top-right corner (once)."""
-    from cartrial.report.document import SYNTHETIC_LABEL
 
     if drawn.info.get("synthetic_mark"):
         return
-    drawn.fig.text(0.995, 0.995, SYNTHETIC_LABEL, ha="right", va="top", fontsize=6.5,
-                   color="#b3261e", weight="bold")
+    drawn.fig.text(
+        0.995,
+        0.995,
+        SYNTHETIC_LABEL,
+        ha="right",
+        va="top",
+        fontsize=6.5,
+        color=SYNTHETIC_RED,
+        weight="bold",
+    )
     drawn.info["synthetic_mark"] = True
+
+
+def fixed_layout(
+    fig: Figure,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    wspace: float = 0.0,
+    hspace: float = 0.0,
+) -> None:
+    """Replace a figure's constrained layout by fixed margins, in inches (``wspace`` /
+    ``hspace``: gaps between the panels of a subplot grid).
+
+    Constrained layout measures every tick label and text twice before the figure is
+    drawn (about half the drawing time of a panel figure); a figure whose content is known
+    (the kinetics figures) does as well with margins sized for its text.
+    """
+    w, h = fig.get_size_inches()
+    from matplotlib.gridspec import GridSpec
+
+    specs = [ax.get_subplotspec() for ax in fig.axes]
+    grid = next((sp.get_gridspec() for sp in specs if sp is not None), None)
+    if not isinstance(grid, GridSpec):  # axes placed by hand: nothing to arrange
+        grid = None
+    nrows, ncols = grid.get_geometry() if grid is not None else (1, 1)
+    fig.set_layout_engine("none")
+    cell_w = (w - left - right - wspace * (ncols - 1)) / ncols
+    cell_h = (h - top - bottom - hspace * (nrows - 1)) / nrows
+    params = {
+        "left": left / w,
+        "right": 1 - right / w,
+        "bottom": bottom / h,
+        "top": 1 - top / h,
+        "wspace": wspace / cell_w,
+        "hspace": hspace / cell_h,
+    }
+    if grid is None:
+        return
+    grid.update(**params)
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is not None and spec.get_gridspec() is grid:
+            ax.set_position(spec.get_position(fig))
 
 
 #: raster resolution of the figure files (and of the images in the PDF and HTML)
 PNG_DPI = 200
+#: widest figure file in pixels: a wide panel figure (the 19-inch reconstitution panels)
+#: gets a lower resolution — it is printed page-wide, so 2560 px are still ~390 dpi in the
+#: PDF — instead of 3840 px that cost twice the time to draw and compress
+MAX_PNG_PX = 2560
+
+
+def png_dpi(fig: Figure) -> float:
+    """The resolution a figure is rasterised at: ``PNG_DPI``, less for figures wider than
+    ``MAX_PNG_PX`` pixels at that resolution."""
+    return min(float(PNG_DPI), MAX_PNG_PX / float(fig.get_size_inches()[0]))
 
 
 def png_bytes(rgb: np.ndarray, dpi: float = 0.0) -> bytes:
@@ -721,8 +1035,12 @@ def png_bytes(rgb: np.ndarray, dpi: float = 0.0) -> bytes:
     rows[:, 1:] = rgb.reshape(h, w * 3)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     out = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))]
     if dpi:
@@ -740,11 +1058,12 @@ def _save_png_rgb(fig: Figure, path) -> None:
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig.set_dpi(PNG_DPI)
+    dpi = png_dpi(fig)
+    fig.set_dpi(dpi)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
-    Path(path).write_bytes(png_bytes(rgba[..., :3], PNG_DPI))
+    Path(path).write_bytes(png_bytes(rgba[..., :3], dpi))
 
 
 def save(drawn: Drawn, folder, formats: tuple[str, ...] = ("png",)) -> list[str]:
@@ -762,8 +1081,13 @@ def save(drawn: Drawn, folder, formats: tuple[str, ...] = ("png",)) -> list[str]
             _save_png_rgb(drawn.fig, path)
             names.append(path.name)
             continue
-        meta = ({"Date": None} if ext == "svg" else {"Software": None} if ext == "png"
-                else {"CreationDate": None})
-        drawn.fig.savefig(path, format=ext, metadata=meta, dpi=PNG_DPI)
+        meta = (
+            {"Date": None}
+            if ext == "svg"
+            else {"Software": None}
+            if ext == "png"
+            else {"CreationDate": None}
+        )
+        drawn.fig.savefig(path, format=ext, metadata=meta, dpi=png_dpi(drawn.fig))
         names.append(path.name)
     return names

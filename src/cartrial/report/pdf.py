@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cartrial.report.document import SYNTHETIC_LABEL, display_rows
+from cartrial.report.palette import GREY, SYNTHETIC_RED
 
 if TYPE_CHECKING:  # pragma: no cover
     from cartrial.report.document import Report, TableItem
@@ -54,40 +55,82 @@ def _styles() -> dict[str, Any]:
 
     base = ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12.2)
     return {
-        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=15,
-                                leading=19, spaceAfter=6),
-        "banner": ParagraphStyle("banner", parent=base, fontName=FONT_BOLD, fontSize=10.5,
-                                 textColor=HexColor("#b3261e"), spaceAfter=6),
-        "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=12.5, leading=16,
-                             spaceBefore=10, spaceAfter=5, textColor=HexColor("#1d3557"),
-                             keepWithNext=1),
-        "caption": ParagraphStyle("caption", parent=base, fontName=FONT_BOLD, fontSize=9,
-                                  leading=11.5, spaceBefore=8, spaceAfter=3, keepWithNext=1),
-        "foot": ParagraphStyle("foot", parent=base, fontSize=7.2, leading=9.2,
-                               textColor=HexColor("#333333"), spaceBefore=2, spaceAfter=6),
+        "title": ParagraphStyle(
+            "title", parent=base, fontName=FONT_BOLD, fontSize=15, leading=19, spaceAfter=6
+        ),
+        "banner": ParagraphStyle(
+            "banner",
+            parent=base,
+            fontName=FONT_BOLD,
+            fontSize=10.5,
+            textColor=HexColor(SYNTHETIC_RED),
+            spaceAfter=6,
+        ),
+        "h1": ParagraphStyle(
+            "h1",
+            parent=base,
+            fontName=FONT_BOLD,
+            fontSize=12.5,
+            leading=16,
+            spaceBefore=10,
+            spaceAfter=5,
+            textColor=HexColor("#1d3557"),
+            keepWithNext=1,
+        ),
+        "caption": ParagraphStyle(
+            "caption",
+            parent=base,
+            fontName=FONT_BOLD,
+            fontSize=9,
+            leading=11.5,
+            spaceBefore=8,
+            spaceAfter=3,
+            keepWithNext=1,
+        ),
+        "foot": ParagraphStyle(
+            "foot",
+            parent=base,
+            fontSize=7.2,
+            leading=9.2,
+            textColor=HexColor(GREY),
+            spaceBefore=2,
+            spaceAfter=6,
+        ),
         "body": base,
-        "note": ParagraphStyle("note", parent=base, backColor=HexColor("#fff6e5"),
-                               borderPadding=4, spaceBefore=4, spaceAfter=8),
+        "note": ParagraphStyle(
+            "note",
+            parent=base,
+            backColor=HexColor("#fff6e5"),
+            borderPadding=4,
+            spaceBefore=4,
+            spaceAfter=8,
+        ),
         "cell": ParagraphStyle("cell", parent=base, fontSize=7.4, leading=9),
-        "cellh": ParagraphStyle("cellh", parent=base, fontName=FONT_BOLD, fontSize=7.4,
-                                leading=9),
+        "cellh": ParagraphStyle("cellh", parent=base, fontName=FONT_BOLD, fontSize=7.4, leading=9),
         "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5),
     }
 
 
 def _esc(text: str) -> str:
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def column_widths(header: list[str], rows: list[list[str]], width: float,
-                  char_pt: float = 4.3, pad_pt: float = 6.0) -> list[float]:
+def column_widths(
+    header: list[str],
+    rows: list[list[str]],
+    width: float,
+    char_pt: float = 4.3,
+    pad_pt: float = 6.0,
+) -> list[float]:
     """Column widths (points) summing to ``width``: every column at least as wide as its
     longest word (no word is broken), the rest shared in proportion to the text each
     column would need on one line (capped at 40 characters)."""
     cols = list(zip(header, *rows, strict=True)) if rows else [(h,) for h in header]
     natural = [min(40, max(len(v) for v in col)) * char_pt + pad_pt for col in cols]
-    words = [min(22, max(len(w) for v in col for w in (v.split() or [""]))) * char_pt + pad_pt
-             for col in cols]
+    words = [
+        min(22, max(len(w) for v in col for w in (v.split() or [""]))) * char_pt + pad_pt
+        for col in cols
+    ]
     if sum(natural) <= width:
         extra = width - sum(natural)
         return [n + extra * n / sum(natural) for n in natural]
@@ -104,29 +147,40 @@ def _table_flowables(item: TableItem, number: int, st: dict[str, Any], width: fl
     from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
 
     cap = Paragraph(f"Table {number}. {_esc(item.title)}", st["caption"])
-    cap._bookmark = (f"Table {number}. {item.title}", 1)  # type: ignore[attr-defined]
+    cap._bookmark = (f"Table {number}. {item.title}", 1)
     foot = Paragraph(_esc(item.caption), st["foot"]) if item.caption else Spacer(1, 4)
     if len(item.df) > PDF_MAX_ROWS:
-        return [cap, Paragraph(
-            f"{len(item.df)} rows: a per-patient listing, not typeset here; see "
-            f"tables/{_esc(item.name)}.csv, tables.docx and index.html.", st["small"]), foot]
+        return [
+            cap,
+            Paragraph(
+                f"{len(item.df)} rows: a per-patient listing, not typeset here; see "
+                f"tables/{_esc(item.name)}.csv, tables.docx and index.html.",
+                st["small"],
+            ),
+            foot,
+        ]
     header, rows = display_rows(item)
     col_w = column_widths(header, [c for _, c in rows], width)
     data = [[Paragraph(_esc(h), st["cellh"]) for h in header]]
-    style = [("LINEABOVE", (0, 0), (-1, 0), 0.9, black),
-             ("LINEBELOW", (0, 0), (-1, 0), 0.6, black),
-             ("LINEBELOW", (0, -1), (-1, -1), 0.9, black),
-             ("VALIGN", (0, 0), (-1, -1), "TOP"),
-             ("TOPPADDING", (0, 0), (-1, -1), 1.2), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
-             ("LEFTPADDING", (0, 0), (-1, -1), 2.5), ("RIGHTPADDING", (0, 0), (-1, -1), 2.5)]
+    style = [
+        ("LINEABOVE", (0, 0), (-1, 0), 0.9, black),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.6, black),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.9, black),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
+        ("LEFTPADDING", (0, 0), (-1, -1), 2.5),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 2.5),
+    ]
     for i, (kind, cells) in enumerate(rows, start=1):
         first = _esc(cells[0])
         if kind == "group":
             first = f"<b>{first}</b>"
         elif kind == "level":
             first = f"&nbsp;&nbsp;&nbsp;&nbsp;{first}"
-        data.append([Paragraph(first, st["cell"])]
-                    + [Paragraph(_esc(c), st["cell"]) for c in cells[1:]])
+        data.append(
+            [Paragraph(first, st["cell"])] + [Paragraph(_esc(c), st["cell"]) for c in cells[1:]]
+        )
         if kind == "group" and i > 1:
             style.append(("LINEABOVE", (0, i), (-1, i), 0.25, HexColor("#bbbbbb")))
     table = Table(data, colWidths=col_w, repeatRows=1, hAlign="LEFT")
@@ -151,9 +205,9 @@ def png_stream(path: Path) -> tuple[int, int, bytes] | None:
         return None
     pos, width, height, idat = 8, 0, 0, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
             if depth != 8 or colour != 2 or interlace != 0:
@@ -184,14 +238,21 @@ def _png_flowable(path: Path, width: float, height: float):
             self.mask = None
 
         def format(self, document: Any) -> bytes:
-            d = pdfdoc.PDFDictionary({
-                "Type": pdfdoc.PDFName("XObject"), "Subtype": pdfdoc.PDFName("Image"),
-                "Width": px_w, "Height": px_h, "BitsPerComponent": 8,
-                "ColorSpace": pdfdoc.PDFName("DeviceRGB"),
-                "Filter": pdfdoc.PDFName("FlateDecode"),  # a name: DecodeParms is a dict
-                "DecodeParms": pdfdoc.PDFDictionary({"Predictor": 15, "Colors": 3,
-                                                     "BitsPerComponent": 8, "Columns": px_w}),
-                "Length": len(stream)})
+            d = pdfdoc.PDFDictionary(
+                {
+                    "Type": pdfdoc.PDFName("XObject"),
+                    "Subtype": pdfdoc.PDFName("Image"),
+                    "Width": px_w,
+                    "Height": px_h,
+                    "BitsPerComponent": 8,
+                    "ColorSpace": pdfdoc.PDFName("DeviceRGB"),
+                    "Filter": pdfdoc.PDFName("FlateDecode"),  # a name: DecodeParms is a dict
+                    "DecodeParms": pdfdoc.PDFDictionary(
+                        {"Predictor": 15, "Colors": 3, "BitsPerComponent": 8, "Columns": px_w}
+                    ),
+                    "Length": len(stream),
+                }
+            )
             return pdfdoc.PDFStream(d, stream).format(document)
 
     class PngImage(Flowable):
@@ -221,8 +282,9 @@ def _png_flowable(path: Path, width: float, height: float):
     return PngImage()
 
 
-def _figure_flowables(drawn: Any, number: int, folder: Path, st: dict[str, Any],
-                      width: float, height: float) -> list:
+def _figure_flowables(
+    drawn: Any, number: int, folder: Path, st: dict[str, Any], width: float, height: float
+) -> list:
     from reportlab.platypus import KeepTogether, Paragraph
 
     path = folder / f"{drawn.name}.png"
@@ -233,7 +295,7 @@ def _figure_flowables(drawn: Any, number: int, folder: Path, st: dict[str, Any],
     if h > limit:
         w, h = w * limit / h, limit
     cap = Paragraph(f"Figure {number}. {_esc(drawn.title)}", st["caption"])
-    cap._bookmark = (f"Figure {number}. {drawn.title}", 1)  # type: ignore[attr-defined]
+    cap._bookmark = (f"Figure {number}. {drawn.title}", 1)
     img = _png_flowable(path, w, h)
     return [KeepTogether([cap, img, Paragraph(_esc(drawn.caption), st["foot"])])]
 
@@ -277,8 +339,9 @@ def write_pdf(report: Report, path: str | os.PathLike[str], figure_dir: Path) ->
             self.setFillGray(0.35)
             self.drawString(18 * mm, h - 11 * mm, title[:110])
             self.drawRightString(w - 18 * mm, 9 * mm, f"page {self._pageNumber} of {n}")
-            self.drawString(18 * mm, 9 * mm, "cartrial " + str(
-                report.provenance.get("cartrial_version", "")))
+            self.drawString(
+                18 * mm, 9 * mm, "cartrial " + str(report.provenance.get("cartrial_version", ""))
+            )
             if synthetic:
                 self.setFont(FONT_BOLD, 8.5)
                 self.setFillColorRGB(0.70, 0.15, 0.12)
@@ -295,26 +358,39 @@ def write_pdf(report: Report, path: str | os.PathLike[str], figure_dir: Path) ->
                 self.canv.addOutlineEntry(text, key, level=level, closed=level > 0)
 
     margin = 18 * mm
-    doc = Doc(str(path), pagesize=A4, leftMargin=margin, rightMargin=margin,
-              topMargin=17 * mm, bottomMargin=16 * mm, title=title, author="cartrial",
-              creator="cartrial", subject="CAR-T trial report", invariant=1)
+    doc = Doc(
+        str(path),
+        pagesize=A4,
+        leftMargin=margin,
+        rightMargin=margin,
+        topMargin=17 * mm,
+        bottomMargin=16 * mm,
+        title=title,
+        author="cartrial",
+        creator="cartrial",
+        subject="CAR-T trial report",
+        invariant=1,
+    )
     frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body")
     doc.addPageTemplates([PageTemplate(id="page", frames=[frame])])
     story: list[Any] = [Paragraph(_esc(title), st["title"])]
     if synthetic:
-        story.append(Paragraph(SYNTHETIC_LABEL + " (generated by cartrial simulate)",
-                               st["banner"]))
+        story.append(Paragraph(SYNTHETIC_LABEL + " (generated by cartrial simulate)", st["banner"]))
     prov = report.provenance
-    story.append(Paragraph(
-        f"Generated by cartrial {_esc(prov.get('cartrial_version', ''))} on "
-        f"{_esc(prov.get('date', ''))}. Data cut-off: {_esc(prov.get('data_cutoff', ''))}. "
-        f"Patients: {_esc(prov.get('patients', ''))}. Input SHA-256: "
-        f"{_esc(prov.get('input_sha256', ''))}.", st["small"]))
+    story.append(
+        Paragraph(
+            f"Generated by cartrial {_esc(prov.get('cartrial_version', ''))} on "
+            f"{_esc(prov.get('date', ''))}. Data cut-off: {_esc(prov.get('data_cutoff', ''))}. "
+            f"Patients: {_esc(prov.get('patients', ''))}. Input SHA-256: "
+            f"{_esc(prov.get('input_sha256', ''))}.",
+            st["small"],
+        )
+    )
     t_no = f_no = 0
     for sec in report.sections():
         story.append(CondPageBreak(doc.height * 0.22))  # no heading alone at a page foot
         h = Paragraph(_esc(sec["title"]), st["h1"])
-        h._bookmark = (sec["title"], 0)  # type: ignore[attr-defined]
+        h._bookmark = (sec["title"], 0)
         story.append(h)
         for note in sec["notes"]:
             story.append(Paragraph(_esc(note), st["note"]))
@@ -325,17 +401,16 @@ def write_pdf(report: Report, path: str | os.PathLike[str], figure_dir: Path) ->
             f_no += 1
             story += _figure_flowables(drawn, f_no, figure_dir, st, doc.width, doc.height)
     h = Paragraph("Methods", st["h1"])
-    h._bookmark = ("Methods", 0)  # type: ignore[attr-defined]
+    h._bookmark = ("Methods", 0)
     story.append(h)
     story += [Paragraph(_esc(p), st["body"]) for p in report.methods]
     h = Paragraph("Endpoint definitions", st["h1"])
-    h._bookmark = ("Endpoint definitions", 0)  # type: ignore[attr-defined]
+    h._bookmark = ("Endpoint definitions", 0)
     story.append(h)
-    story += [Paragraph(f"<b>{_esc(n)}</b>: {_esc(t)}", st["body"])
-              for n, t in report.definitions]
+    story += [Paragraph(f"<b>{_esc(n)}</b>: {_esc(t)}", st["body"]) for n, t in report.definitions]
     if report.notes:
         h = Paragraph("Notes", st["h1"])
-        h._bookmark = ("Notes", 0)  # type: ignore[attr-defined]
+        h._bookmark = ("Notes", 0)
         story.append(h)
         story += [Paragraph(_esc(n), st["small"]) for n in report.notes]
     doc.build(story, canvasmaker=NumberedCanvas)

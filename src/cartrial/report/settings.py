@@ -17,15 +17,30 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-DAYS_PER_MONTH = 30.4375  # DESIGN.md: months are days / 30.4375
-KM_CONF_TYPES = ("log-log", "log", "plain")
-PROPORTION_METHODS = ("wilson", "clopper-pearson", "jeffreys", "agresti-coull", "wald")
+from cartrial.cohort.units import DAYS_PER_MONTH
+from cartrial.endpoints import EndpointOptions
+from cartrial.endpoints.definitions import DefinitionError, load_definitions
+from cartrial.endpoints.response import RESPONSE_RANK
+from cartrial.stats.proportions import BinomialMethod
+from cartrial.stats.survival import CIMethod, ConfType
+
+#: the choices are the statistics' own types (one declaration each)
+KM_CONF_TYPES: tuple[str, ...] = get_args(ConfType)
+PROPORTION_METHODS: tuple[str, ...] = get_args(BinomialMethod)
+KM_CI_METHODS: tuple[str, ...] = get_args(CIMethod)
+Continuous = Literal["median_range", "median_iqr", "mean_sd"]
+TimeUnit = Literal["months", "days"]
 ENDPOINTS = ("OS", "PFS", "EFS", "DFS", "DOR", "CIR", "NRM")
 #: subgroups compared when ``subgroups`` is not set (those present with ≥ 2 levels)
-AUTO_SUBGROUPS = ("sct_consolidation", "product_source", "dose_level", "age_group",
-                  "car_hematotox_risk")
+AUTO_SUBGROUPS = (
+    "sct_consolidation",
+    "product_source",
+    "dose_level",
+    "age_group",
+    "car_hematotox_risk",
+)
 
 
 class SettingsError(ValueError):
@@ -92,17 +107,17 @@ class ReportSettings:
     subgroup_endpoints: tuple[str, ...] = ("OS", "PFS")
     subgroup_figure_endpoints: tuple[str, ...] = ("OS",)
     table1_variables: tuple[str, ...] | None = None
-    continuous: str = "median_range"
+    continuous: Continuous = "median_range"
     table1_p_values: bool = False
-    proportion_ci: str = "wilson"
-    km_conf_type: str = "log-log"
-    km_ci_method: str = "bands"
+    proportion_ci: BinomialMethod = "wilson"
+    km_conf_type: ConfType = "log-log"
+    km_ci_method: CIMethod = "bands"
     conf_level: float = 0.95
     landmarks_months: tuple[float, ...] = (6.0, 12.0, 24.0)
     risk_table_step_months: float = 6.0
     ae_window_days: float = 30.0
     response_window: tuple[float, float] = (0.0, 35.0)
-    time_unit: str = "months"
+    time_unit: TimeUnit = "months"
     endpoints: tuple[str, ...] = ENDPOINTS
     censor_at_sct: bool = False
     censor_at_new_therapy: bool = False
@@ -132,7 +147,6 @@ class ReportSettings:
         return DAYS_PER_MONTH if self.time_unit == "months" else 1.0
 
     def endpoint_options(self):
-        from cartrial.endpoints import EndpointOptions
 
         return EndpointOptions(
             response_window=tuple(self.response_window),
@@ -148,7 +162,6 @@ class ReportSettings:
         """``endpoint_definitions`` as ``EndpointDefinition`` objects (checked)."""
         if not self.endpoint_definitions:
             return {}
-        from cartrial.endpoints.definitions import DefinitionError, load_definitions
 
         try:
             return load_definitions({"endpoints": self.endpoint_definitions})
@@ -163,27 +176,40 @@ class ReportSettings:
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
         if self.design:  # plain lists, so yaml.safe_dump writes them
-            out["design"] = {k: [list(x) for x in v] if k == "scenarios" else
-                             (list(v) if isinstance(v, tuple) else v)
-                             for k, v in self.design.items()}
+            out["design"] = {
+                k: [list(x) for x in v]
+                if k == "scenarios"
+                else (list(v) if isinstance(v, tuple) else v)
+                for k, v in self.design.items()
+            }
         return out
 
     def to_yaml(self) -> str:
         import yaml
 
-        head = ("# cartrial report settings: the full effective settings of this report.\n"
-                "# Re-run identically with: cartrial report COHORT -o OUTDIR --config settings.yaml\n")
+        head = (
+            "# cartrial report settings: the full effective settings of this report.\n"
+            "# Re-run identically with: cartrial report COHORT -o OUTDIR --config settings.yaml\n"
+        )
         return head + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def replace(self, **changes: Any) -> ReportSettings:
         return dataclasses.replace(self, **changes)
 
 
-_TUPLE_FIELDS = {"subgroups", "subgroup_endpoints", "subgroup_figure_endpoints",
-                 "table1_variables", "landmarks_months", "response_window", "endpoints",
-                 "age_cutoffs_years", "forest_endpoints", "figure_formats",
-                 "efs_required_response"}
-KM_CI_METHODS = ("bands", "brookmeyer-crowley")
+_TUPLE_FIELDS = {
+    "subgroups",
+    "subgroup_endpoints",
+    "subgroup_figure_endpoints",
+    "table1_variables",
+    "landmarks_months",
+    "response_window",
+    "endpoints",
+    "age_cutoffs_years",
+    "forest_endpoints",
+    "figure_formats",
+    "efs_required_response",
+}
 _FLOAT_TUPLES = {"landmarks_months", "response_window", "age_cutoffs_years"}
 
 
@@ -195,16 +221,17 @@ def _check(s: ReportSettings) -> None:
         raise bad("km_conf_type", s.km_conf_type, "one of " + ", ".join(KM_CONF_TYPES))
     if s.proportion_ci not in PROPORTION_METHODS:
         raise bad("proportion_ci", s.proportion_ci, "one of " + ", ".join(PROPORTION_METHODS))
-    if s.continuous not in ("median_range", "median_iqr", "mean_sd"):
+    if s.continuous not in get_args(Continuous):
         raise bad("continuous", s.continuous, "median_range, median_iqr or mean_sd")
     if s.km_ci_method not in KM_CI_METHODS:
         raise bad("km_ci_method", s.km_ci_method, "one of " + ", ".join(KM_CI_METHODS))
     if "png" not in s.figure_formats or set(s.figure_formats) - {"png", "svg", "pdf"}:
         raise bad("figure_formats", list(s.figure_formats), "png, optionally with svg and pdf")
     if s.landmark_day is not None and not s.landmark_day > 0:
-        raise bad("landmark_day", s.landmark_day, "a positive day, or null for the median "
-                  "day of SCT")
-    if s.time_unit not in ("months", "days"):
+        raise bad(
+            "landmark_day", s.landmark_day, "a positive day, or null for the median day of SCT"
+        )
+    if s.time_unit not in get_args(TimeUnit):
         raise bad("time_unit", s.time_unit, "months or days")
     if not 0 < s.conf_level < 1:
         raise bad("conf_level", s.conf_level, "a number between 0 and 1, e.g. 0.95")
@@ -219,18 +246,19 @@ def _check(s: ReportSettings) -> None:
     if not isinstance(s.endpoint_definitions, dict):
         raise bad("endpoint_definitions", s.endpoint_definitions, "a mapping name → definition")
     known = (*ENDPOINTS, *s.user_endpoints())
-    for key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints",
-                "forest_endpoints"):
+    for key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints", "forest_endpoints"):
         unknown = [e for e in getattr(s, key) if e not in known]
         if unknown:
             raise bad(key, unknown, "endpoints among " + ", ".join(known))
     if s.efs_failure_day not in (0.0, 1.0):
         raise bad("efs_failure_day", s.efs_failure_day, "0 or 1")
-    from cartrial.endpoints.derive import RESPONSE_RANK
 
     if not s.efs_required_response or set(s.efs_required_response) - set(RESPONSE_RANK):
-        raise bad("efs_required_response", list(s.efs_required_response),
-                  "responses among " + ", ".join(RESPONSE_RANK))
+        raise bad(
+            "efs_required_response",
+            list(s.efs_required_response),
+            "responses among " + ", ".join(RESPONSE_RANK),
+        )
 
 
 DESIGN_METHODS = ("BOIN", "CRM", "3+3")
@@ -264,12 +292,16 @@ def design_settings(value: Any) -> dict[str, Any]:
         return SettingsError(f"setting 'design.{key}': found {found!r}; expected {expected}")
 
     if not isinstance(value, dict):
-        raise SettingsError(f"setting 'design': found {value!r}; expected a mapping "
-                            "(method, target, doses, scenarios, ...)")
+        raise SettingsError(
+            f"setting 'design': found {value!r}; expected a mapping "
+            "(method, target, doses, scenarios, ...)"
+        )
     unknown = sorted(set(map(str, value)) - set(DESIGN_DEFAULTS))
     if unknown:
-        raise SettingsError(f"setting 'design': unknown key(s) {', '.join(unknown)}; "
-                            f"expected some of {', '.join(DESIGN_DEFAULTS)}")
+        raise SettingsError(
+            f"setting 'design': unknown key(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(DESIGN_DEFAULTS)}"
+        )
     d = {**DESIGN_DEFAULTS, **{str(k): v for k, v in value.items()}}
 
     def number(key: str, x: Any, where: str | None = None) -> float:
@@ -303,16 +335,20 @@ def design_settings(value: Any) -> dict[str, Any]:
         except (TypeError, ValueError):
             from cartrial.design.dlt import parse_dose
 
-            v = parse_dose(x) if isinstance(x, str) else None
-            if v is None:
+            parsed = parse_dose(x) if isinstance(x, str) else None
+            if parsed is None:
                 raise bad("doses", x, "a dose in cells/kg such as 5e5 or 1e6") from None
+            v = parsed
         doses.append(v)
     if any(v <= 0 for v in doses) or any(b <= a for a, b in zip(doses, doses[1:], strict=False)):
         raise bad("doses", list(doses_in), "positive doses in cells/kg, lowest first")
     scen_in = d["scenarios"]
     if not isinstance(scen_in, list | tuple) or not scen_in:
-        raise bad("scenarios", scen_in, "a list of scenarios, each a list of true DLT "
-                  f"rates for the {len(doses)} doses")
+        raise bad(
+            "scenarios",
+            scen_in,
+            f"a list of scenarios, each a list of true DLT rates for the {len(doses)} doses",
+        )
     scenarios = []
     for i, sc in enumerate(scen_in, 1):
         key = f"scenarios[{i}]"
@@ -328,7 +364,8 @@ def design_settings(value: Any) -> dict[str, Any]:
             raise bad("skeleton", skeleton, f"{len(doses)} prior DLT rates, one per dose")
         skeleton = tuple(number("skeleton", x) for x in skeleton)
         if any(not 0 < r < 1 for r in skeleton) or any(
-                b <= a for a, b in zip(skeleton, skeleton[1:], strict=False)):
+            b <= a for a, b in zip(skeleton, skeleton[1:], strict=False)
+        ):
             raise bad("skeleton", list(skeleton), "increasing prior DLT rates in (0, 1)")
     dsmb = {}
     for key in ("dsmb_threshold", "dsmb_cutoff"):
@@ -355,13 +392,15 @@ def design_settings(value: Any) -> dict[str, Any]:
 def settings_from_mapping(data: dict[str, Any], where: str = "settings") -> ReportSettings:
     """Build settings from a mapping (YAML/TOML content); unknown keys are errors."""
     if not isinstance(data, dict):
-        raise SettingsError(f"{where}: expected a mapping of setting names to values, "
-                            f"found {type(data).__name__}")
+        raise SettingsError(
+            f"{where}: expected a mapping of setting names to values, found {type(data).__name__}"
+        )
     known = {f.name: f for f in fields(ReportSettings) if f.name != "extra"}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise SettingsError(f"{where}: unknown setting(s) {', '.join(unknown)}; expected "
-                            f"some of {', '.join(known)}")
+        raise SettingsError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(known)}"
+        )
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         kwargs[key] = _coerce(key, value, where)
@@ -387,8 +426,12 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 return tuple(float(v) for v in value)
             except (TypeError, ValueError):
                 raise fail("a list of numbers") from None
-        if key in ("endpoints", "subgroup_endpoints", "subgroup_figure_endpoints",
-                   "forest_endpoints"):
+        if key in (
+            "endpoints",
+            "subgroup_endpoints",
+            "subgroup_figure_endpoints",
+            "forest_endpoints",
+        ):
             return tuple(str(v).upper() for v in value)
         return tuple(str(v) for v in value)
     if key == "landmark_day":
@@ -413,9 +456,15 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or value not in (0, 1):
             raise fail("0 or 1")
         return float(value)
-    if key in ("censor_at_sct", "censor_at_new_therapy", "efs_nonresponse_event",
-               "derive_bedside_aes", "kinetics_model_fit", "kinetics_population_model",
-               "table1_p_values"):
+    if key in (
+        "censor_at_sct",
+        "censor_at_new_therapy",
+        "efs_nonresponse_event",
+        "derive_bedside_aes",
+        "kinetics_model_fit",
+        "kinetics_population_model",
+        "table1_p_values",
+    ):
         if not isinstance(value, bool):
             raise fail("true or false")
         return value

@@ -19,25 +19,78 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cartrial.cohort.units import DAYS_PER_MONTH
+from cartrial.cohort.vocab import (
+    AE_TERMS,
+    COMPLETE_RESPONSES,
+    OBJECTIVE_RESPONSES,
+    PRODUCT_SOURCES,
+    RESPONSES,
+    SEX,
+    canonical,
+)
+from cartrial.endpoints import response_rates
+from cartrial.endpoints.definitions import ENDPOINTS
+from cartrial.endpoints.populations import POPULATIONS, analysis_populations
+from cartrial.endpoints.response import RESPONSE_RANK
+from cartrial.endpoints.sct import consolidation_sct
+from cartrial.grading.risk import car_hematotox, easix
 from cartrial.report import labels as L
 from cartrial.report.labels import label
-from cartrial.report.settings import ReportSettings
+from cartrial.report.settings import AUTO_SUBGROUPS, ReportSettings
+from cartrial.stats import (
+    binomial_ci,
+    chi2_test,
+    cumulative_incidence,
+    fisher_exact,
+    kaplan_meier,
+    logrank_test,
+    median_followup,
+)
+from cartrial.stats.timedep import timedep_cox
 
 if TYPE_CHECKING:  # pragma: no cover
     from cartrial.cohort import Cohort
 
 DASH = "–"
 #: baseline columns, in the order Table 1 shows them
-BASELINE_ORDER = ("age_years", "age_group", "sex", "diagnosis", "cd7_blasts_pct", "bm_blasts_pct",
-                  "extramedullary", "prior_lines", "prior_allo_sct", "product_source",
-                  "donor_relation", "hla_match", "dose_per_kg", "dose_level", "weight_kg",
-                  "height_cm", "site")
+BASELINE_ORDER = (
+    "age_years",
+    "age_group",
+    "sex",
+    "diagnosis",
+    "cd7_blasts_pct",
+    "bm_blasts_pct",
+    "extramedullary",
+    "prior_lines",
+    "prior_allo_sct",
+    "product_source",
+    "donor_relation",
+    "hla_match",
+    "dose_per_kg",
+    "dose_level",
+    "weight_kg",
+    "height_cm",
+    "site",
+)
 #: columns never in Table 1: identifiers, provenance, flags, dates
-NOT_BASELINE = {"patient_id", "source_file", "source_row", "infusion_date", "enrolled", "infused",
-                "synthetic", "best_response", "sct_consolidation", "sct_day"}
+NOT_BASELINE = {
+    "patient_id",
+    "source_file",
+    "source_row",
+    "infusion_date",
+    "enrolled",
+    "infused",
+    "synthetic",
+    "best_response",
+    "sct_consolidation",
+    "sct_day",
+}
 #: outcome-like column names (wide tables carry outcomes next to baseline data)
-OUTCOME_NAME = re.compile(r"(response|grade|onset|event|status|followup|follow_up|death|relapse"
-                          r"|_months$|_days$)")
+OUTCOME_NAME = re.compile(
+    r"(response|grade|onset|event|status|followup|follow_up|death|relapse"
+    r"|_months$|_days$)"
+)
 MAX_LEVELS = 12
 
 
@@ -69,8 +122,14 @@ def fmt_value(x: float) -> str:
     return f"{x:.3g}" if abs(x) >= 1e5 else f"{x:.1f}"
 
 
+def _lims(e: Any) -> tuple[float, float, float]:
+    """An ``Estimate`` (estimate, lower, upper) as three floats."""
+    return float(e.estimate), float(e.lower), float(e.upper)
+
+
 def fmt_est_ci(est: float, lo: float, hi: float, scale: float = 1.0, digits: int = 1) -> str:
     """``42.3 (18.8–65.8)``; NR for a limit not reached, NE for not estimable."""
+
     def f(v: float) -> str:
         return fmt_num(v * scale if np.isfinite(v) else v, digits)
 
@@ -100,12 +159,17 @@ def category_values(s: pd.Series) -> pd.Series:
 
 def is_continuous(s: pd.Series) -> bool:
     """Numeric with more than three distinct values (fewer: shown as categories)."""
-    return (pd.api.types.is_numeric_dtype(s) and str(s.dtype) != "boolean"
-            and not pd.api.types.is_bool_dtype(s) and s.nunique(dropna=True) > 3)
+    return (
+        pd.api.types.is_numeric_dtype(s)
+        and str(s.dtype) != "boolean"
+        and not pd.api.types.is_bool_dtype(s)
+        and s.nunique(dropna=True) > 3
+    )
 
 
-def analysis_patients(cohort: Cohort, settings: ReportSettings,
-                      populations: pd.DataFrame | None = None) -> pd.DataFrame:
+def analysis_patients(
+    cohort: Cohort, settings: ReportSettings, populations: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The analysed patients (safety population) with derived columns.
 
     Membership comes from ``cartrial.endpoints.populations.analysis_populations`` (the one
@@ -115,10 +179,12 @@ def analysis_patients(cohort: Cohort, settings: ReportSettings,
     ``cartrial.endpoints.sct.consolidation_sct``) when the cohort has no such column.
     Direct identifiers (``cohort.identifiers``) are dropped.
     """
-    from cartrial.endpoints.populations import analysis_populations
 
-    pops = (populations if populations is not None
-            else analysis_populations(cohort, settings.response_window))
+    pops = (
+        populations
+        if populations is not None
+        else analysis_populations(cohort, settings.response_window)
+    )
     safety = set(pops.loc[pops["safety"].to_numpy(dtype=bool), "patient_id"].astype(str))
     p = cohort.patients
     p = p[p["patient_id"].astype(str).isin(safety).to_numpy()]
@@ -127,9 +193,15 @@ def analysis_patients(cohort: Cohort, settings: ReportSettings,
     if "age_years" in p.columns and p["age_years"].notna().any():
         cuts = sorted(settings.age_cutoffs_years)
         edges = [-np.inf, *cuts, np.inf]
-        names = ([f"<{_sig(cuts[0])}"] + [f"{_sig(a)}–<{_sig(b)}" for a, b in zip(cuts, cuts[1:],
-                                                                                 strict=False)]
-                 + [f"≥{_sig(cuts[-1])}"]) if cuts else ["all"]
+        names = (
+            (
+                [f"<{_sig(cuts[0])}"]
+                + [f"{_sig(a)}–<{_sig(b)}" for a, b in zip(cuts, cuts[1:], strict=False)]
+                + [f"≥{_sig(cuts[-1])}"]
+            )
+            if cuts
+            else ["all"]
+        )
         grp = pd.cut(p["age_years"], edges, right=False, labels=names)
         p["age_group"] = grp.astype(object).where(grp.notna(), np.nan)
     best = pops.set_index("patient_id")["best_response"].astype(object)
@@ -142,27 +214,23 @@ def analysis_patients(cohort: Cohort, settings: ReportSettings,
         p["sct_consolidation"] = category_values(p["sct_consolidation"])
     elif cohort.layout == "tables":
         sct = consolidation_frame(cohort)
-        if sct is not None:
-            cons = sct.set_index("patient_id")["consolidation"].astype("boolean")
-            v = p["patient_id"].astype(str).map(cons)
-            p["sct_consolidation"] = np.where(v.fillna(False).astype(bool), "yes", "no")
-            day = sct.set_index("patient_id")["sct_day"].where(cons.fillna(False).astype(bool))
-            p["sct_day"] = p["patient_id"].astype(str).map(day).astype(float)
+        cons = sct.set_index("patient_id")["consolidation"].astype("boolean")
+        v = p["patient_id"].astype(str).map(cons)
+        p["sct_consolidation"] = np.where(v.fillna(False).astype(bool), "yes", "no")
+        day = sct.set_index("patient_id")["sct_day"].where(cons.fillna(False).astype(bool))
+        p["sct_day"] = p["patient_id"].astype(str).map(day).astype(float)
     return p
 
 
 def hematotox_risk(cohort: Cohort) -> pd.Series | None:
     """CAR-HEMATOTOX risk (low/high) per patient from pre-infusion labs
-    (``cartrial.grading.risk.car_hematotox``, Rejeski, Blood 2021;138:2499); None when the
-    layer is absent or no patient has the labs to score."""
+    (``cartrial.grading.risk.car_hematotox``, Rejeski, Blood 2021;138:2499); None when no
+    patient has the labs to score."""
     obs = cohort.observations
     labs = {"anc", "hemoglobin", "platelets", "crp", "ferritin"}
     if obs.empty or not (obs["analyte"].isin(list(labs)) & (obs["day"] < 0)).any():
         return None
-    try:
-        from cartrial.grading.risk import car_hematotox
-    except ImportError:
-        return None
+
     scores = car_hematotox(cohort)
     risk = scores["risk"].astype(object)
     risk = risk.where(risk.isin(["low", "high"]), np.nan)
@@ -172,13 +240,10 @@ def hematotox_risk(cohort: Cohort) -> pd.Series | None:
     return risk
 
 
-def consolidation_frame(cohort: Cohort) -> pd.DataFrame | None:
-    """``consolidation_sct(cohort)`` (SCT in remission before any relapse), or None when
-    the endpoints layer does not provide it."""
-    try:
-        from cartrial.endpoints.sct import consolidation_sct
-    except ImportError:
-        return None
+def consolidation_frame(cohort: Cohort) -> pd.DataFrame:
+    """``consolidation_sct(cohort)`` (SCT in remission before any relapse), patient ids as
+    text."""
+
     out = consolidation_sct(cohort)
     out = out.assign(patient_id=out["patient_id"].astype(str))
     return out
@@ -250,7 +315,6 @@ def _level_order(values: pd.Series) -> list[str]:
 
 
 def _vocab_order() -> list[str]:
-    from cartrial.cohort.vocab import PRODUCT_SOURCES, RESPONSES, SEX
 
     return [*SEX, *PRODUCT_SOURCES, *RESPONSES, "low", "high"]
 
@@ -298,8 +362,7 @@ def _continuous_cell(x: np.ndarray, below: np.ndarray, how: str, fmt) -> str:
         h = (xs.size - 1) * p
         lo, hi = int(np.floor(h)), int(np.ceil(h))
         if bs[hi] or bs[lo]:
-            return _fmt_censored(xs[hi], True, fmt) if bs[hi] else _fmt_censored(xs[lo], True,
-                                                                                 fmt)
+            return _fmt_censored(xs[hi], True, fmt) if bs[hi] else _fmt_censored(xs[lo], True, fmt)
         return fmt(xs[lo] + (h - lo) * (xs[hi] - xs[lo]))
 
     if how == "mean_sd":
@@ -309,12 +372,12 @@ def _continuous_cell(x: np.ndarray, below: np.ndarray, how: str, fmt) -> str:
         return f"{fmt(x.mean())} ({fmt(sd)})"
     if how == "median_iqr":
         return f"{q(0.5)} ({q(0.25)}{DASH}{q(0.75)})"
-    return (f"{q(0.5)} ({_fmt_censored(xs[0], bs[0], fmt)}{DASH}"
-            f"{_fmt_censored(xs[-1], bs[-1], fmt)})")
+    return (
+        f"{q(0.5)} ({_fmt_censored(xs[0], bs[0], fmt)}{DASH}{_fmt_censored(xs[-1], bs[-1], fmt)})"
+    )
 
 
-STAT_TEXT = {"median_range": "median (range)", "median_iqr": "median (IQR)",
-             "mean_sd": "mean (SD)"}
+STAT_TEXT = {"median_range": "median (range)", "median_iqr": "median (IQR)", "mean_sd": "mean (SD)"}
 
 
 def _number_format(var: str, x: np.ndarray):
@@ -323,8 +386,9 @@ def _number_format(var: str, x: np.ndarray):
     return (lambda v: L.fmt_sci(v, 1)) if big else fmt_value
 
 
-def table1(patients: pd.DataFrame, settings: ReportSettings, group: str | None = None
-           ) -> pd.DataFrame:
+def table1(
+    patients: pd.DataFrame, settings: ReportSettings, group: str | None = None
+) -> pd.DataFrame:
     """Table 1, baseline characteristics, as gtsummary prints it: overall and by ``group``.
 
     One block per characteristic (``Characteristic``; ``Level`` holds the statistic of a
@@ -378,22 +442,40 @@ def table1(patients: pd.DataFrame, settings: ReportSettings, group: str | None =
             levels = _level_order(values)
             other: list[str] = []
             if len(levels) > MAX_LEVELS:
-                levels, other = levels[:MAX_LEVELS - 1], levels[MAX_LEVELS - 1:]
+                levels, other = levels[: MAX_LEVELS - 1], levels[MAX_LEVELS - 1 :]
             for level in levels:
-                block.append({"Characteristic": name, "Level": L.value_label(level),
-                              **{h: fmt_n_pct(int(((values == level).to_numpy() & m).sum()),
-                                              int(m.sum())) for h, m in cols}})
+                block.append(
+                    {
+                        "Characteristic": name,
+                        "Level": L.value_label(level),
+                        **{
+                            h: fmt_n_pct(
+                                int(((values == level).to_numpy() & m).sum()), int(m.sum())
+                            )
+                            for h, m in cols
+                        },
+                    }
+                )
             if other:
                 is_other = values.isin(other).to_numpy()
-                block.append({"Characteristic": name, "Level": f"Other ({len(other)} values)",
-                              **{h: fmt_n_pct(int((is_other & m).sum()), int(m.sum()))
-                                 for h, m in cols}})
+                block.append(
+                    {
+                        "Characteristic": name,
+                        "Level": f"Other ({len(other)} values)",
+                        **{h: fmt_n_pct(int((is_other & m).sum()), int(m.sum())) for h, m in cols},
+                    }
+                )
             if want_p:
                 p_value = _fisher(values, cols[1:])
         miss = s.isna().to_numpy()
         if miss.any():
-            block.append({"Characteristic": name, "Level": "Missing",
-                          **{h: str(int((miss & m).sum())) for h, m in cols}})
+            block.append(
+                {
+                    "Characteristic": name,
+                    "Level": "Missing",
+                    **{h: str(int((miss & m).sum())) for h, m in cols},
+                }
+            )
         if want_p:
             for i, r in enumerate(block):
                 r["p-value"] = fmt_p(p_value) if i == 0 else ""
@@ -413,12 +495,12 @@ def _kruskal(samples: list[np.ndarray]) -> float:
 def _fisher(values: pd.Series, cols: list[tuple[str, np.ndarray]]) -> float:
     """Fisher's exact test on the levels × groups table (2 × 2 exact; larger r × c by
     ``cartrial.stats.fisher_exact`` where it supports it, else chi-squared)."""
-    from cartrial.stats import chi2_test, fisher_exact
 
     ok = values.notna().to_numpy()
     levels = _level_order(values)
-    table = np.array([[int(((values == lv).to_numpy() & m & ok).sum()) for _, m in cols]
-                      for lv in levels])
+    table = np.array(
+        [[int(((values == lv).to_numpy() & m & ok).sum()) for _, m in cols] for lv in levels]
+    )
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     if table.shape[0] < 2 or table.shape[1] < 2:
         return np.nan
@@ -429,8 +511,17 @@ def _fisher(values: pd.Series, cols: list[tuple[str, np.ndarray]]) -> float:
 
 
 # ------------------------------------------------------------------------------ AEs
-AE_COLUMNS = ["Window", "Group", "Term", "N", "Any grade", "Grade 1–2", "Grade 3–4", "Grade 5",
-              "Grade ≥3"]
+AE_COLUMNS = [
+    "Window",
+    "Group",
+    "Term",
+    "N",
+    "Any grade",
+    "Grade 1–2",
+    "Grade 3–4",
+    "Grade 5",
+    "Grade ≥3",
+]
 #: terms printed first (the CAR-T-specific toxicities), then by frequency
 AE_FIRST = ("CRS", "ICANS")
 
@@ -440,12 +531,19 @@ def _term_order(episodes: pd.DataFrame) -> list[str]:
     ties alphabetically — as the CD7 CAR-T reports order their AE tables."""
     counts = episodes.groupby("term")["patient_id"].nunique()
     terms = [str(t) for t in counts.index]
-    return sorted(terms, key=lambda t: (AE_FIRST.index(t) if t in AE_FIRST else len(AE_FIRST),
-                                        -int(counts[t]), L.ae_term_label(t)))
+    return sorted(
+        terms,
+        key=lambda t: (
+            AE_FIRST.index(t) if t in AE_FIRST else len(AE_FIRST),
+            -int(counts[t]),
+            L.ae_term_label(t),
+        ),
+    )
 
 
-def ae_windows(episodes: pd.DataFrame, under_observation: pd.Series, edge: float
-               ) -> list[tuple[str, pd.DataFrame, pd.Index]]:
+def ae_windows(
+    episodes: pd.DataFrame, under_observation: pd.Series, edge: float
+) -> list[tuple[str, pd.DataFrame, pd.Index]]:
     """(window name, its episodes, its denominator patient ids): ``< edge d``,
     ``≥ edge d`` and ``any time``.
 
@@ -460,16 +558,23 @@ def ae_windows(episodes: pd.DataFrame, under_observation: pd.Series, edge: float
     late_ids = pd.Index(under_observation.index[under_observation.to_numpy(dtype=bool)])
     return [
         (f"< {_sig(edge)} d", episodes[(onset < edge).fillna(False)], all_ids),
-        (f"≥ {_sig(edge)} d",
-         episodes[(onset >= edge).fillna(False) & episodes["patient_id"].isin(late_ids)],
-         late_ids),
+        (
+            f"≥ {_sig(edge)} d",
+            episodes[(onset >= edge).fillna(False) & episodes["patient_id"].isin(late_ids)],
+            late_ids,
+        ),
         ("Any time", episodes, all_ids),
     ]
 
 
-def ae_table(episodes: pd.DataFrame, patients: pd.DataFrame, under_observation: pd.Series,
-             settings: ReportSettings, group: str | None = None, grades_known: bool = True
-             ) -> pd.DataFrame:
+def ae_table(
+    episodes: pd.DataFrame,
+    patients: pd.DataFrame,
+    under_observation: pd.Series,
+    settings: ReportSettings,
+    group: str | None = None,
+    grades_known: bool = True,
+) -> pd.DataFrame:
     """Patients with each AE at their worst grade, as the seeds publish it.
 
     Per window (< edge d, ≥ edge d, any time), group and term: N (the window's
@@ -485,16 +590,27 @@ def ae_table(episodes: pd.DataFrame, patients: pd.DataFrame, under_observation: 
     if group is not None:
         values = category_values(patients[group])
         for level in _level_order(values):
-            groups.append((f"{label(group)}: {L.value_label(level)}",
-                           pd.Index(patients.loc[(values == level).to_numpy(), "patient_id"])))
+            groups.append(
+                (
+                    f"{label(group)}: {L.value_label(level)}",
+                    pd.Index(patients.loc[(values == level).to_numpy(), "patient_id"]),
+                )
+            )
         if values.isna().any():
-            groups.append((f"{label(group)}: missing",
-                           pd.Index(patients.loc[values.isna().to_numpy(), "patient_id"])))
+            groups.append(
+                (
+                    f"{label(group)}: missing",
+                    pd.Index(patients.loc[values.isna().to_numpy(), "patient_id"]),
+                )
+            )
     terms = _term_order(ep)
     rows = []
     for wname, wep, denom_ids in ae_windows(ep, under_observation, settings.ae_window_days):
-        worst = wep.groupby(["patient_id", "term"], observed=True).agg(
-            grade=("grade", "max"), ge3=("grade_ge3", "max")).reset_index()
+        worst = (
+            wep.groupby(["patient_id", "term"], observed=True)
+            .agg(grade=("grade", "max"), ge3=("grade_ge3", "max"))
+            .reset_index()
+        )
         any_ae = worst.groupby("patient_id").agg(grade=("grade", "max"), ge3=("ge3", "max"))
         any_ae = any_ae.reset_index().assign(term="Any adverse event")
         worst = pd.concat([any_ae, worst], ignore_index=True)
@@ -505,12 +621,17 @@ def ae_table(episodes: pd.DataFrame, patients: pd.DataFrame, under_observation: 
             for term in ["Any adverse event", *terms]:
                 t = sub[sub["term"] == term]
                 g = t["grade"]
-                row = {"Window": wname, "Group": gname, "Term": L.ae_term_label(term), "N": n,
-                       "Any grade": fmt_n_pct(len(t), n),
-                       "Grade 1–2": fmt_n_pct(int(g.isin([1, 2]).sum()), n),
-                       "Grade 3–4": fmt_n_pct(int(g.isin([3, 4]).sum()), n),
-                       "Grade 5": fmt_n_pct(int((g == 5).sum()), n),
-                       "Grade ≥3": fmt_n_pct(int(t["ge3"].astype(bool).sum()), n)}
+                row = {
+                    "Window": wname,
+                    "Group": gname,
+                    "Term": L.ae_term_label(term),
+                    "N": n,
+                    "Any grade": fmt_n_pct(len(t), n),
+                    "Grade 1–2": fmt_n_pct(int(g.isin([1, 2]).sum()), n),
+                    "Grade 3–4": fmt_n_pct(int(g.isin([3, 4]).sum()), n),
+                    "Grade 5": fmt_n_pct(int((g == 5).sum()), n),
+                    "Grade ≥3": fmt_n_pct(int(t["ge3"].astype(bool).sum()), n),
+                }
                 rows.append(row)
     out = pd.DataFrame(rows, columns=AE_COLUMNS)
     if not grades_known:
@@ -521,14 +642,16 @@ def ae_table(episodes: pd.DataFrame, patients: pd.DataFrame, under_observation: 
 def cohort_episodes(cohort: Cohort) -> pd.DataFrame:
     """Recorded AE episodes in the shape ``ae_table`` takes (derived flag kept)."""
     ae = cohort.adverse_events
-    out = pd.DataFrame({
-        "patient_id": ae["patient_id"].astype(str),
-        "term": ae["term"].astype(str),
-        "onset_day": ae["onset_day"].astype(float),
-        "grade": ae["grade"].astype("Int64"),
-        "grade_ge3": (ae["grade"].fillna(0) >= 3).astype(bool),
-        "derived": ae["derived"].fillna(False).astype(bool) if "derived" in ae else False,
-    })
+    out = pd.DataFrame(
+        {
+            "patient_id": ae["patient_id"].astype(str),
+            "term": ae["term"].astype(str),
+            "onset_day": ae["onset_day"].astype(float),
+            "grade": ae["grade"].astype("Int64"),
+            "grade_ge3": (ae["grade"].fillna(0) >= 3).astype(bool),
+            "derived": ae["derived"].fillna(False).astype(bool) if "derived" in ae else False,
+        }
+    )
     return out.reset_index(drop=True)
 
 
@@ -542,7 +665,6 @@ def wide_episodes(patients: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     written ``<x`` is read as "before month x" and placed at x/2 months when x ≤ 1 (the
     first month, short-term), otherwise left missing (counted only in "any time").
     """
-    from cartrial.cohort.vocab import AE_TERMS, canonical
 
     parts, notes = [], []
     for col in patients.columns:
@@ -558,17 +680,28 @@ def wide_episodes(patients: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             text = raw.astype(str).str.strip()
             less = text.str.startswith("<")
             num = pd.to_numeric(text.str.lstrip("<"), errors="coerce")
-            onset = np.where(less, np.where(num <= 1, num / 2, np.nan), num) * 30.4375
+            onset = np.where(less, np.where(num <= 1, num / 2, np.nan), num) * DAYS_PER_MONTH
             onset = pd.Series(onset, index=patients.index)
-        parts.append(pd.DataFrame({"patient_id": patients["patient_id"].astype(str)[yes],
-                                   "term": term, "onset_day": onset[yes].astype(float),
-                                   "grade": pd.array([pd.NA] * int(yes.sum()), dtype="Int64"),
-                                   "grade_ge3": True, "derived": False}))
-        notes.append(f"{term}: grade ≥ 3 from column {col}"
-                     + (f", onset from {onset_col}" if onset_col in patients.columns else ""))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "patient_id": patients["patient_id"].astype(str)[yes],
+                    "term": term,
+                    "onset_day": onset[yes].astype(float),
+                    "grade": pd.array([pd.NA] * int(yes.sum()), dtype="Int64"),
+                    "grade_ge3": True,
+                    "derived": False,
+                }
+            )
+        )
+        notes.append(
+            f"{term}: grade ≥ 3 from column {col}"
+            + (f", onset from {onset_col}" if onset_col in patients.columns else "")
+        )
     if not parts:
-        return pd.DataFrame(columns=["patient_id", "term", "onset_day", "grade", "grade_ge3",
-                                     "derived"]), notes
+        return pd.DataFrame(
+            columns=["patient_id", "term", "onset_day", "grade", "grade_ge3", "derived"]
+        ), notes
     return pd.concat(parts, ignore_index=True), notes
 
 
@@ -578,45 +711,48 @@ def response_table(cohort: Cohort, settings: ReportSettings) -> pd.DataFrame:
 
     The MRD row is left out when the cohort records no MRD at all (it would read 0%).
     """
-    from cartrial.endpoints import response_rates
 
-    rates = response_rates(cohort, settings.response_window, settings.proportion_ci,
-                           settings.conf_level)
+    rates = response_rates(
+        cohort, settings.response_window, settings.proportion_ci, settings.conf_level
+    )
     has_mrd = "mrd" in cohort.events.columns and cohort.events["mrd"].notna().any()
     if not has_mrd:
         rates = rates[rates["measure"] != "MRD-negative CR/CRi"]
     level = f"{100 * settings.conf_level:g}% CI"
-    out = pd.DataFrame({
-        "Measure": rates["measure"].to_numpy(),
-        "n/N": [f"{k}/{n}" for k, n in zip(rates["k"], rates["n"], strict=True)],
-        f"% ({level})": [fmt_est_ci(e, lo, hi, 100.0) for e, lo, hi in
-                         zip(rates["estimate"], rates["lower"], rates["upper"], strict=True)],
-        "CI method": [L.CI_METHODS.get(str(m), str(m)) for m in rates["method"]],
-        "Not assessed": rates["not_assessed"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "Measure": rates["measure"].to_numpy(),
+            "n/N": [f"{k}/{n}" for k, n in zip(rates["k"], rates["n"], strict=True)],
+            f"% ({level})": [
+                fmt_est_ci(e, lo, hi, 100.0)
+                for e, lo, hi in zip(rates["estimate"], rates["lower"], rates["upper"], strict=True)
+            ],
+            "CI method": [L.CI_METHODS.get(str(m), str(m)) for m in rates["method"]],
+            "Not assessed": rates["not_assessed"].to_numpy(),
+        }
+    )
     return out
 
 
 def best_response_table(patients: pd.DataFrame) -> pd.DataFrame:
     """Distribution of the best response in the day-28–30 window (n, %), not assessed."""
-    from cartrial.endpoints.derive import RESPONSE_RANK
 
     n = len(patients)
     values = patients["best_response"]
-    rows = [{"Best response": L.value_label(r), "n (%)": fmt_n_pct(int((values == r).sum()), n)}
-            for r in RESPONSE_RANK if (values == r).any()]
-    rows.append({"Best response": "Not assessed",
-                 "n (%)": fmt_n_pct(int(values.isna().sum()), n)})
+    rows = [
+        {"Best response": L.value_label(r), "n (%)": fmt_n_pct(int((values == r).sum()), n)}
+        for r in RESPONSE_RANK
+        if (values == r).any()
+    ]
+    rows.append({"Best response": "Not assessed", "n (%)": fmt_n_pct(int(values.isna().sum()), n)})
     return pd.DataFrame(rows)
 
 
-def emd_response_table(cohort: Cohort, patients: pd.DataFrame, settings: ReportSettings
-                       ) -> pd.DataFrame | None:
+def emd_response_table(
+    cohort: Cohort, patients: pd.DataFrame, settings: ReportSettings
+) -> pd.DataFrame | None:
     """Extramedullary response (assessments whose site is not marrow/blood, e.g. PET-CT)
     among patients with baseline extramedullary disease; None when there are none."""
-    from cartrial.cohort.vocab import COMPLETE_RESPONSES, OBJECTIVE_RESPONSES
-    from cartrial.endpoints.derive import RESPONSE_RANK
-    from cartrial.stats import binomial_ci
 
     if "extramedullary" not in patients.columns or cohort.events.empty:
         return None
@@ -624,8 +760,12 @@ def emd_response_table(cohort: Cohort, patients: pd.DataFrame, settings: ReportS
     has_emd = emd_text.notna() & ~emd_text.astype(str).str.lower().isin(["none", "no", "0"])
     ev = cohort.events
     site = ev["site"].astype(object).fillna("").astype(str).str.lower()
-    rows = ev[(ev["event"] == "response") & ev["response"].notna() & (site != "")
-              & ~site.isin(["marrow", "bone marrow", "blood", "bm", "pb"])]
+    rows = ev[
+        (ev["event"] == "response")
+        & ev["response"].notna()
+        & (site != "")
+        & ~site.isin(["marrow", "bone marrow", "blood", "bm", "pb"])
+    ]
     ids = set(patients.loc[has_emd.to_numpy(), "patient_id"])
     rows = rows[rows["patient_id"].isin(ids)]
     if rows.empty:
@@ -635,32 +775,45 @@ def emd_response_table(cohort: Cohort, patients: pd.DataFrame, settings: ReportS
     n = len(best)
     out = []
     level = f"{100 * settings.conf_level:g}% CI"
-    for name, members in (("Extramedullary objective response", OBJECTIVE_RESPONSES),
-                          ("Extramedullary complete response", COMPLETE_RESPONSES)):
+    for name, members in (
+        ("Extramedullary objective response", OBJECTIVE_RESPONSES),
+        ("Extramedullary complete response", COMPLETE_RESPONSES),
+    ):
         k = int(best["response"].isin(list(members)).sum())
-        est, lo, hi = binomial_ci(k, n, method=settings.proportion_ci,
-                                  conf_level=settings.conf_level)
-        out.append({"Measure": name, "n/N": f"{k}/{n}",
-                    f"% ({level})": fmt_est_ci(est, lo, hi, 100.0),
-                    "CI method": L.CI_METHODS.get(settings.proportion_ci,
-                                                  settings.proportion_ci),
-                    "Not assessed": int(len(ids) - n)})
+        est, lo, hi = binomial_ci(
+            k, n, method=settings.proportion_ci, conf_level=settings.conf_level
+        )
+        out.append(
+            {
+                "Measure": name,
+                "n/N": f"{k}/{n}",
+                f"% ({level})": fmt_est_ci(est, lo, hi, 100.0),
+                "CI method": L.CI_METHODS.get(settings.proportion_ci, settings.proportion_ci),
+                "Not assessed": int(len(ids) - n),
+            }
+        )
     return pd.DataFrame(out)
 
 
 def _km(time_days: np.ndarray, event: np.ndarray, settings: ReportSettings):
-    from cartrial.stats import kaplan_meier
 
-    return kaplan_meier(np.asarray(time_days, dtype=float) / settings.time_scale,
-                        np.asarray(event, dtype=int), conf_type=settings.km_conf_type,
-                        conf_level=settings.conf_level)
+    return kaplan_meier(
+        np.asarray(time_days, dtype=float) / settings.time_scale,
+        np.asarray(event, dtype=int),
+        conf_type=settings.km_conf_type,
+        conf_level=settings.conf_level,
+    )
 
 
 def landmark_columns(settings: ReportSettings) -> list[tuple[float, str]]:
     unit = settings.time_unit
-    return [(t if unit == "months" else t * 30.4375,
-             f"{_sig(t)}-month, % ({100 * settings.conf_level:g}% CI)")
-            for t in settings.landmarks_months]
+    return [
+        (
+            t if unit == "months" else t * DAYS_PER_MONTH,
+            f"{_sig(t)}-month, % ({100 * settings.conf_level:g}% CI)",
+        )
+        for t in settings.landmarks_months
+    ]
 
 
 def tte_summary(endpoints: pd.DataFrame, settings: ReportSettings) -> pd.DataFrame:
@@ -670,7 +823,6 @@ def tte_summary(endpoints: pd.DataFrame, settings: ReportSettings) -> pd.DataFra
     Brookmeyer–Crowley). CIR/NRM: Aalen–Johansen cumulative incidence with the competing
     cause, log(−log) interval (``cartrial.stats.cumulative_incidence``).
     """
-    from cartrial.stats import cumulative_incidence
 
     unit = settings.time_unit
     rows = []
@@ -685,24 +837,25 @@ def tte_summary(endpoints: pd.DataFrame, settings: ReportSettings) -> pd.DataFra
             row[f"Median, {unit} ({100 * settings.conf_level:g}% CI)"] = DASH
             own = 1 if ep == "CIR" else 2
             if (cause == own).any():
-                ci = cumulative_incidence(t / settings.time_scale, cause,
-                                          conf_level=settings.conf_level)
+                ci = cumulative_incidence(
+                    t / settings.time_scale, cause, conf_level=settings.conf_level
+                )
             for tt, col in landmark_columns(settings):
-                row[col] = (fmt_est_ci(*ci.at(tt, own), 100.0) if (cause == own).any()
-                            else "0.0")
+                row[col] = fmt_est_ci(*ci.at(tt, own), 100.0) if (cause == own).any() else "0.0"
         else:
             fit = _km(t, e, settings)
             row["Estimate"] = "Kaplan–Meier survival"
-            row[f"Median, {unit} ({100 * settings.conf_level:g}% CI)"] = fmt_est_ci(*fit.median(ci_method=settings.km_ci_method))
+            row[f"Median, {unit} ({100 * settings.conf_level:g}% CI)"] = fmt_est_ci(
+                *fit.median(ci_method=settings.km_ci_method)
+            )
             for tt, col in landmark_columns(settings):
-                row[col] = fmt_est_ci(*fit.survival_at(tt), 100.0)
+                row[col] = fmt_est_ci(*_lims(fit.survival_at(tt)), scale=100.0)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def followup_table(endpoints: pd.DataFrame, settings: ReportSettings) -> pd.DataFrame:
     """Median follow-up by the reverse Kaplan–Meier method on OS (Schemper & Smith 1996)."""
-    from cartrial.stats import median_followup
 
     d = endpoints[endpoints["endpoint"] == "OS"]
     if d.empty:
@@ -711,17 +864,21 @@ def followup_table(endpoints: pd.DataFrame, settings: ReportSettings) -> pd.Data
     e = d["event"].to_numpy(dtype=int)
     est = median_followup(t, e, conf_type=settings.km_conf_type, conf_level=settings.conf_level)
     alive = t[e == 0]
-    return pd.DataFrame([{
-        "Measure": f"Median follow-up, {settings.time_unit} (reverse Kaplan–Meier)",
-        "Value": fmt_est_ci(*est),
-        "Patients alive at last contact": int((e == 0).sum()),
-        f"Follow-up of alive patients, {settings.time_unit} (range)":
-            f"{alive.min():.1f}{DASH}{alive.max():.1f}" if alive.size else DASH,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "Measure": f"Median follow-up, {settings.time_unit} (reverse Kaplan–Meier)",
+                "Value": fmt_est_ci(*est),
+                "Patients alive at last contact": int((e == 0).sum()),
+                f"Follow-up of alive patients, {settings.time_unit} (range)": f"{alive.min():.1f}{DASH}{alive.max():.1f}"
+                if alive.size
+                else DASH,
+            }
+        ]
+    )
 
 
 def resolve_subgroups(patients: pd.DataFrame, settings: ReportSettings) -> list[str]:
-    from cartrial.report.settings import AUTO_SUBGROUPS
 
     wanted = settings.subgroups if settings.subgroups is not None else AUTO_SUBGROUPS
     out = []
@@ -742,8 +899,9 @@ def subgroup_title(col: str) -> str:
     return label(col)
 
 
-def subgroup_within(patients: pd.DataFrame, populations: pd.DataFrame | None
-                    ) -> dict[str, pd.Index]:
+def subgroup_within(
+    patients: pd.DataFrame, populations: pd.DataFrame | None
+) -> dict[str, pd.Index]:
     """Columns compared within a population: consolidation SCT among CR/CRi patients
     (issue 10; the NS7CAR paper compares its 37 vs 10 CR patients)."""
     if populations is None or "sct_consolidation" not in patients.columns:
@@ -752,16 +910,19 @@ def subgroup_within(patients: pd.DataFrame, populations: pd.DataFrame | None
     return {"sct_consolidation": pd.Index(cr.astype(str))}
 
 
-def subgroup_table(endpoints: pd.DataFrame, patients: pd.DataFrame, subgroups: list[str],
-                   settings: ReportSettings, within: dict[str, pd.Index] | None = None
-                   ) -> pd.DataFrame:
+def subgroup_table(
+    endpoints: pd.DataFrame,
+    patients: pd.DataFrame,
+    subgroups: list[str],
+    settings: ReportSettings,
+    within: dict[str, pd.Index] | None = None,
+) -> pd.DataFrame:
     """Per endpoint and subgroup level: N, events, median and landmark rates; log-rank p.
 
     Patients with the subgroup value missing are left out of that comparison (their
     number is given in the Level column). ``within``: column → patient ids the comparison
     is restricted to (consolidation SCT: CR/CRi patients).
     """
-    from cartrial.stats import logrank_test
 
     unit = settings.time_unit
     rows = []
@@ -782,19 +943,31 @@ def subgroup_table(endpoints: pd.DataFrame, patients: pd.DataFrame, subgroups: l
             for i, level in enumerate(levels):
                 m = (values == level).to_numpy()
                 fit = _km(t[m], e[m], settings)
-                row = {"Endpoint": ep, "Subgroup": subgroup_title(col), "Level": L.value_label(level),
-                       "N": int(m.sum()), "Events": int(e[m].sum()),
-                       f"Median, {unit} ({100 * settings.conf_level:g}% CI)":
-                           fmt_est_ci(*fit.median(ci_method=settings.km_ci_method))}
+                row = {
+                    "Endpoint": ep,
+                    "Subgroup": subgroup_title(col),
+                    "Level": L.value_label(level),
+                    "N": int(m.sum()),
+                    "Events": int(e[m].sum()),
+                    f"Median, {unit} ({100 * settings.conf_level:g}% CI)": fmt_est_ci(
+                        *fit.median(ci_method=settings.km_ci_method)
+                    ),
+                }
                 for tt, cname in landmark_columns(settings):
-                    row[cname] = fmt_est_ci(*fit.survival_at(tt), 100.0)
+                    row[cname] = fmt_est_ci(*_lims(fit.survival_at(tt)), scale=100.0)
                 row["Log-rank p"] = fmt_p(p) if i == 0 else ""
                 rows.append(row)
             if (~ok).any():
-                rows.append({"Endpoint": ep, "Subgroup": subgroup_title(col),
-                             "Level": f"missing (excluded, n={int((~ok).sum())})",
-                             "N": int((~ok).sum()), "Events": int(e[~ok].sum()),
-                             "Log-rank p": ""})
+                rows.append(
+                    {
+                        "Endpoint": ep,
+                        "Subgroup": subgroup_title(col),
+                        "Level": f"missing (excluded, n={int((~ok).sum())})",
+                        "N": int((~ok).sum()),
+                        "Events": int(e[~ok].sum()),
+                        "Log-rank p": "",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -805,10 +978,7 @@ def lower_first(text: str) -> str:
 
 
 def _endpoint_population(ep: str) -> str:
-    try:
-        from cartrial.endpoints.definitions import ENDPOINTS
-    except ImportError:  # pragma: no cover - the endpoints layer ships with the report
-        return "SAF"
+
     d = ENDPOINTS.get(ep)
     return d.population if d is not None else "SAF"
 
@@ -816,7 +986,6 @@ def _endpoint_population(ep: str) -> str:
 def tte_population_text(endpoints: pd.DataFrame) -> str:
     """'Population: infused, N = 57.' or, for several endpoints, one clause per
     population ('OS, PFS: infused, N = 57; DFS, CIR, NRM: in CR/CRi, N = 40')."""
-    from cartrial.endpoints.populations import POPULATIONS
 
     groups: dict[tuple[str, int], list[str]] = {}
     for ep, sub in endpoints.groupby("endpoint", sort=False):
@@ -825,24 +994,52 @@ def tte_population_text(endpoints: pd.DataFrame) -> str:
     if len(groups) == 1:
         (code, n), _eps = next(iter(groups.items()))
         return f"Population: {lower_first(POPULATIONS[code].label)}, N = {n}."
-    parts = [f"{', '.join(eps)}: {lower_first(POPULATIONS[code].label)}, N = {n}"
-             for (code, n), eps in groups.items()]
+    parts = [
+        f"{', '.join(eps)}: {lower_first(POPULATIONS[code].label)}, N = {n}"
+        for (code, n), eps in groups.items()
+    ]
     return "Populations: " + "; ".join(parts) + "."
 
 
 def population_table(populations: list[dict[str, Any]]) -> pd.DataFrame:
     """The flow's populations as a table: n, excluded from the one above, reasons."""
-    return pd.DataFrame([{"Population": p["label"], "Code": p["code"], "n": p["n"],
-                          "Excluded": p["excluded"], "Reasons for exclusion": p["reasons"]}
-                         for p in populations])
+    return pd.DataFrame(
+        [
+            {
+                "Population": p["label"],
+                "Code": p["code"],
+                "n": p["n"],
+                "Excluded": p["excluded"],
+                "Reasons for exclusion": p["reasons"],
+            }
+            for p in populations
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------ Cox / forest
 #: baseline subgroups of the forest plot, in print order (present with ≥ 2 levels)
-FOREST_SUBGROUPS = ("dose_level", "age_group", "product_source", "prior_allo_sct",
-                    "cd7_status", "car_hematotox_risk", "car_hematotox")
-COX_COLUMNS = ["Endpoint", "Subgroup", "Level", "N", "Events", "HR (95% CI)", "p", "hr",
-               "lower", "upper"]
+FOREST_SUBGROUPS = (
+    "dose_level",
+    "age_group",
+    "product_source",
+    "prior_allo_sct",
+    "cd7_status",
+    "car_hematotox_risk",
+    "car_hematotox",
+)
+COX_COLUMNS = [
+    "Endpoint",
+    "Subgroup",
+    "Level",
+    "N",
+    "Events",
+    "HR (95% CI)",
+    "p",
+    "hr",
+    "lower",
+    "upper",
+]
 
 
 def forest_subgroups(patients: pd.DataFrame) -> list[str]:
@@ -854,29 +1051,32 @@ def forest_subgroups(patients: pd.DataFrame) -> list[str]:
     return out
 
 
-def cox_fit(time: np.ndarray, event: np.ndarray, covariates: pd.DataFrame,
-            conf_level: float):
+def cox_fit(time: np.ndarray, event: np.ndarray, covariates: pd.DataFrame, conf_level: float):
     """Cox model (Efron ties) of right-censored data; the ``CoxResult``.
 
     Uses ``cartrial.stats.timedep.timedep_cox`` on one interval (0, t + 1] per patient —
     the partial likelihood depends only on the order of the times, so shifting them all
     by one day changes nothing, and it keeps day-0 events in their risk sets — because it
-    is NumPy-only (statsmodels' import alone costs a second); ``cox_ph`` otherwise.
+    is NumPy-only (statsmodels' import alone costs a second).
     """
+
     t = np.asarray(time, dtype=float)
-    try:
-        from cartrial.stats.timedep import timedep_cox
-    except ImportError:  # pragma: no cover - older statistics layer
-        from cartrial.stats import cox_ph
-
-        data = covariates.assign(_t=t, _e=np.asarray(event, dtype=int))
-        return cox_ph(data, "_t", "_e", list(covariates.columns), conf_level=conf_level)
-    return timedep_cox(np.zeros(t.size), t + 1.0, np.asarray(event, dtype=int),
-                       covariates.reset_index(drop=True), conf_level=conf_level)
+    return timedep_cox(
+        np.zeros(t.size),
+        t + 1.0,
+        np.asarray(event, dtype=int),
+        covariates.reset_index(drop=True),
+        conf_level=conf_level,
+    )
 
 
-def cox_subgroup_table(d: pd.DataFrame, patients: pd.DataFrame, subgroups: list[str],
-                       settings: ReportSettings, endpoint: str) -> pd.DataFrame:
+def cox_subgroup_table(
+    d: pd.DataFrame,
+    patients: pd.DataFrame,
+    subgroups: list[str],
+    settings: ReportSettings,
+    endpoint: str,
+) -> pd.DataFrame:
     """Univariable Cox HR of each level against the subgroup's first level (reference).
 
     ``d``: one endpoint's rows (patient_id, time_days, event). One model per subgroup
@@ -905,31 +1105,61 @@ def cox_subgroup_table(d: pd.DataFrame, patients: pd.DataFrame, subgroups: list[
         elif any(v == 0 for v in ev_by.values()):
             why = "a level without events"
         else:
-            data = pd.DataFrame({f"x{j}": (values[ok] == lv).to_numpy(dtype=float)
-                                 for j, lv in enumerate(levels[1:])})
+            data = pd.DataFrame(
+                {
+                    f"x{j}": (values[ok] == lv).to_numpy(dtype=float)
+                    for j, lv in enumerate(levels[1:])
+                }
+            )
             try:
                 res = cox_fit(t[ok], e[ok], data, settings.conf_level)
                 fit = res.summary
                 if getattr(res, "monotone", False) or not getattr(res, "converged", True):
-                    fit, why = None, "not estimable: " + str(getattr(res, "warning", "")
-                                                            or "no convergence")
+                    fit, why = (
+                        None,
+                        "not estimable: " + str(getattr(res, "warning", "") or "no convergence"),
+                    )
             except (ValueError, np.linalg.LinAlgError) as exc:
                 why = f"not estimable ({exc})"
         for i, lv in enumerate(levels):
-            row = {"Endpoint": endpoint, "Subgroup": label(col), "Level": L.value_label(lv),
-                   "N": n_by[lv], "Events": ev_by[lv]}
+            row = {
+                "Endpoint": endpoint,
+                "Subgroup": label(col),
+                "Level": L.value_label(lv),
+                "N": n_by[lv],
+                "Events": ev_by[lv],
+            }
             if i == 0:
-                row.update({level_ci: "1 (reference)", "p": "", "hr": 1.0, "lower": np.nan,
-                            "upper": np.nan})
+                row.update(
+                    {
+                        level_ci: "1 (reference)",
+                        "p": "",
+                        "hr": 1.0,
+                        "lower": np.nan,
+                        "upper": np.nan,
+                    }
+                )
             elif fit is None:
-                row.update({level_ci: f"NE ({why})", "p": "", "hr": np.nan, "lower": np.nan,
-                            "upper": np.nan})
+                row.update(
+                    {
+                        level_ci: f"NE ({why})",
+                        "p": "",
+                        "hr": np.nan,
+                        "lower": np.nan,
+                        "upper": np.nan,
+                    }
+                )
             else:
                 r = fit.iloc[i - 1]
-                row.update({level_ci: f"{r['hr']:.2f} ({r['lower']:.2f}{DASH}{r['upper']:.2f})",
-                            "p": fmt_p(float(r["p"])), "hr": round(float(r["hr"]), 4),
-                            "lower": round(float(r["lower"]), 4),
-                            "upper": round(float(r["upper"]), 4)})
+                row.update(
+                    {
+                        level_ci: f"{r['hr']:.2f} ({r['lower']:.2f}{DASH}{r['upper']:.2f})",
+                        "p": fmt_p(float(r["p"])),
+                        "hr": round(float(r["hr"]), 4),
+                        "lower": round(float(r["lower"]), 4),
+                        "upper": round(float(r["upper"]), 4),
+                    }
+                )
             rows.append(row)
     cols = [c if c != "HR (95% CI)" else level_ci for c in COX_COLUMNS]
     return pd.DataFrame(rows, columns=cols)
@@ -966,7 +1196,6 @@ def risk_scores(cohort: Cohort) -> tuple[pd.DataFrame | None, pd.DataFrame | Non
     ex_in = (set(EASIX_ANALYTES) <= present) or (set(M_EASIX_ANALYTES) <= present)
     if not hx_in and not ex_in:
         return None, None, ""
-    from cartrial.grading.risk import car_hematotox, easix
 
     hx = ex = None
     rule = ""
@@ -984,8 +1213,9 @@ def risk_scores(cohort: Cohort) -> tuple[pd.DataFrame | None, pd.DataFrame | Non
     return hx, ex, rule
 
 
-def risk_score_table(cohort: Cohort, patients: pd.DataFrame, scores: tuple | None = None
-                     ) -> tuple[pd.DataFrame | None, str, str]:
+def risk_score_table(
+    cohort: Cohort, patients: pd.DataFrame, scores: tuple | None = None
+) -> tuple[pd.DataFrame | None, str, str]:
     """Pre-infusion risk scores of the analysed patients, overall and by dose level and
     product source (issue 11): CAR-HEMATOTOX high / low / not determinable, n (%) of the
     row's patients (Rejeski K et al., Blood 2021;138:2499: low 0–1, high ≥ 2 points), and
@@ -1001,14 +1231,25 @@ def risk_score_table(cohort: Cohort, patients: pd.DataFrame, scores: tuple | Non
     if hx is None and ex is None:
         obs = cohort.observations
         if obs is None or obs.empty:
-            return None, "", ("Pre-infusion risk scores (CAR-HEMATOTOX, EASIX) are not shown: "
-                              "the cohort has no observations table (laboratory values by "
-                              "day), so there are no pre-infusion labs to score.")
-        return None, "", (
-            "Pre-infusion risk scores are not shown: the observations hold no "
-            "ANC, haemoglobin, platelet, CRP or ferritin value (CAR-HEMATOTOX) and no "
-            "LDH with creatinine or CRP and platelets (EASIX, m-EASIX) before infusion "
-            f"({rule or 'latest value from day -10 to day -1'}).")
+            return (
+                None,
+                "",
+                (
+                    "Pre-infusion risk scores (CAR-HEMATOTOX, EASIX) are not shown: "
+                    "the cohort has no observations table (laboratory values by "
+                    "day), so there are no pre-infusion labs to score."
+                ),
+            )
+        return (
+            None,
+            "",
+            (
+                "Pre-infusion risk scores are not shown: the observations hold no "
+                "ANC, haemoglobin, platelet, CRP or ferritin value (CAR-HEMATOTOX) and no "
+                "LDH with creatinine or CRP and platelets (EASIX, m-EASIX) before infusion "
+                f"({rule or 'latest value from day -10 to day -1'})."
+            ),
+        )
     ids = patients["patient_id"].astype(str)
     cols: dict[str, np.ndarray] = {}
     if hx is not None:
@@ -1019,8 +1260,9 @@ def risk_score_table(cohort: Cohort, patients: pd.DataFrame, scores: tuple | Non
             if ex[key].notna().any():
                 cols[key] = ex[key].reindex(ids).to_numpy(dtype=float)
                 easix_cols.append((key, name))
-    groups: list[tuple[str, str, np.ndarray]] = [("All patients", "",
-                                                  np.ones(len(ids), dtype=bool))]
+    groups: list[tuple[str, str, np.ndarray]] = [
+        ("All patients", "", np.ones(len(ids), dtype=bool))
+    ]
     for col in RISK_GROUPS:
         if col not in patients.columns or not patients[col].notna().any():
             continue
@@ -1046,38 +1288,51 @@ def risk_score_table(cohort: Cohort, patients: pd.DataFrame, scores: tuple | Non
         rows.append(row)
     notes = [f"Pre-infusion values, per analyte: {rule} (cartrial.grading.risk)."]
     if hx is not None:
-        notes.append("CAR-HEMATOTOX (Rejeski 2021): ANC < 1.2 × 10⁹/L, haemoglobin < 9.0 "
-                     "g/dL and CRP ≥ 3.0 mg/dL 1 point each; platelets 75–175 × 10⁹/L 1, "
-                     "< 75 2; ferritin 650–2000 ng/mL 1, > 2000 2; low risk 0–1, high ≥ 2. "
-                     "Not determinable: markers missing that could change the class "
-                     "(missing is never scored 0).")
+        notes.append(
+            "CAR-HEMATOTOX (Rejeski 2021): ANC < 1.2 × 10⁹/L, haemoglobin < 9.0 "
+            "g/dL and CRP ≥ 3.0 mg/dL 1 point each; platelets 75–175 × 10⁹/L 1, "
+            "< 75 2; ferritin 650–2000 ng/mL 1, > 2000 2; low risk 0–1, high ≥ 2. "
+            "Not determinable: markers missing that could change the class "
+            "(missing is never scored 0)."
+        )
     else:
-        notes.append("CAR-HEMATOTOX not shown: no ANC, haemoglobin, platelet, CRP or "
-                     "ferritin value before infusion.")
+        notes.append(
+            "CAR-HEMATOTOX not shown: no ANC, haemoglobin, platelet, CRP or "
+            "ferritin value before infusion."
+        )
     if easix_cols:
-        notes.append("EASIX = LDH (U/L) × creatinine (mg/dL) / platelets (× 10⁹/L) (Luft "
-                     "2017); m-EASIX uses CRP (mg/dL) instead of creatinine (Pennisi 2021); "
-                     "median (IQR) of the n patients with all three values.")
+        notes.append(
+            "EASIX = LDH (U/L) × creatinine (mg/dL) / platelets (× 10⁹/L) (Luft "
+            "2017); m-EASIX uses CRP (mg/dL) instead of creatinine (Pennisi 2021); "
+            "median (IQR) of the n patients with all three values."
+        )
     else:
-        notes.append("EASIX/m-EASIX not shown: no patient has LDH, platelets and creatinine "
-                     "or CRP before infusion.")
+        notes.append(
+            "EASIX/m-EASIX not shown: no patient has LDH, platelets and creatinine "
+            "or CRP before infusion."
+        )
     if len(easix_cols) == 1:
         lacking = "creatinine" if easix_cols[0][0] == "m_easix" else "CRP"
-        notes.append(f"{'EASIX' if lacking == 'creatinine' else 'm-EASIX'} not shown: no "
-                     f"{lacking} value before infusion.")
+        notes.append(
+            f"{'EASIX' if lacking == 'creatinine' else 'm-EASIX'} not shown: no "
+            f"{lacking} value before infusion."
+        )
     return pd.DataFrame(rows), " ".join(notes), ""
 
 
-def continuous_risk_covariates(ex: pd.DataFrame | None, patients: pd.DataFrame
-                               ) -> dict[str, pd.Series]:
+def continuous_risk_covariates(
+    ex: pd.DataFrame | None, patients: pd.DataFrame
+) -> dict[str, pd.Series]:
     """log2 EASIX and log2 m-EASIX per analysed patient (index: patient_id as text) for
     the Cox table, each only when at least two patients have distinct values."""
     if ex is None:
         return {}
     ids = patients["patient_id"].astype(str)
     out = {}
-    for col, title in (("log2_easix", "EASIX, pre-infusion (log2)"),
-                       ("log2_m_easix", "m-EASIX, pre-infusion (log2)")):
+    for col, title in (
+        ("log2_easix", "EASIX, pre-infusion (log2)"),
+        ("log2_m_easix", "m-EASIX, pre-infusion (log2)"),
+    ):
         v = ex[col].reindex(ids).astype(float)
         v.index = ids.to_numpy()
         if v.dropna().nunique() >= 2:
@@ -1085,8 +1340,14 @@ def continuous_risk_covariates(ex: pd.DataFrame | None, patients: pd.DataFrame
     return out
 
 
-def cox_continuous_table(d: pd.DataFrame, values: pd.Series, title: str, level: str,
-                         settings: ReportSettings, endpoint: str) -> pd.DataFrame:
+def cox_continuous_table(
+    d: pd.DataFrame,
+    values: pd.Series,
+    title: str,
+    level: str,
+    settings: ReportSettings,
+    endpoint: str,
+) -> pd.DataFrame:
     """Univariable Cox HR per unit of a continuous covariate (log2 EASIX: per doubling),
     one row in ``cox_subgroup_table``'s columns; patients without the value left out.
     NE with the reason when there are no events, fewer than two distinct values or the
@@ -1097,9 +1358,17 @@ def cox_continuous_table(d: pd.DataFrame, values: pd.Series, title: str, level: 
     t = d["time_days"].to_numpy(dtype=float)[ok]
     e = d["event"].to_numpy(dtype=int)[ok]
     level_ci = f"HR ({100 * settings.conf_level:g}% CI)"
-    row: dict[str, Any] = {"Endpoint": endpoint, "Subgroup": title, "Level": level,
-                           "N": int(ok.sum()), "Events": int(e.sum()), "p": "", "hr": np.nan,
-                           "lower": np.nan, "upper": np.nan}
+    row: dict[str, Any] = {
+        "Endpoint": endpoint,
+        "Subgroup": title,
+        "Level": level,
+        "N": int(ok.sum()),
+        "Events": int(e.sum()),
+        "p": "",
+        "hr": np.nan,
+        "lower": np.nan,
+        "upper": np.nan,
+    }
     why = ""
     if e.sum() == 0:
         why = "no events"
@@ -1114,10 +1383,15 @@ def cox_continuous_table(d: pd.DataFrame, values: pd.Series, title: str, level: 
                 why = "no convergence"
             else:
                 r = res.summary.iloc[0]
-                row.update({level_ci: f"{r['hr']:.2f} ({r['lower']:.2f}{DASH}{r['upper']:.2f})",
-                            "p": fmt_p(float(r["p"])), "hr": round(float(r["hr"]), 4),
-                            "lower": round(float(r["lower"]), 4),
-                            "upper": round(float(r["upper"]), 4)})
+                row.update(
+                    {
+                        level_ci: f"{r['hr']:.2f} ({r['lower']:.2f}{DASH}{r['upper']:.2f})",
+                        "p": fmt_p(float(r["p"])),
+                        "hr": round(float(r["hr"]), 4),
+                        "lower": round(float(r["lower"]), 4),
+                        "upper": round(float(r["upper"]), 4),
+                    }
+                )
         except (ValueError, np.linalg.LinAlgError) as exc:
             why = f"not estimable ({exc})"
     if why:

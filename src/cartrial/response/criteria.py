@@ -241,7 +241,8 @@ def classify_response(
     names = list(choices)
     outcomes: dict[tuple, str] = {}
     for combo in itertools.product(*choices.values()):
-        outcomes[combo] = _classify(crit, *combo[:5], combo[5])
+        blasts_c, circ_c, emd_c, anc_c, plt_c, base_c = combo
+        outcomes[combo] = _classify(crit, blasts_c, circ_c, emd_c, anc_c, plt_c, base_c)
     cats = {c for c in outcomes.values()}
     order = ORDER[crit]
     candidates = tuple(c for c in order if c in cats)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cartrial.cohort.vocab import CD7_STATUS, canonical
 from cartrial.grading.core import GradingInputError, fmt
 from cartrial.response.criteria import _bool, _criteria, _number
 
@@ -74,7 +75,6 @@ def classify_relapse(
     ``extramedullary`` (yes/no), and ``cd7_pct`` (CD7+ % of blasts) or ``cd7_status``
     (negative/positive/dim). Relapse is only defined after a remission
     (``prior_remission``)."""
-    from cartrial.cohort.vocab import CD7_STATUS, canonical
 
     crit = _criteria(criteria)
     o = {**(obs or {}), **kwargs}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # An integer-valued time range up to this many bins (or 4 x n) is counted with bincount.
 _BINCOUNT_MAX_RANGE = 1 << 21
@@ -148,6 +149,7 @@ def check_binary(event: Any, name: str = "event") -> np.ndarray:
                     f"{name}{_where(pos, labels)} = {_show(value)}: expected 0 or 1 "
                     "(1 = event observed, 0 = censored)"
                 ) from None
+    assert f is not None  # a failed conversion raised above
     return f.astype(bool)
 
 
@@ -317,7 +319,7 @@ def _bincount_counts(
         idx += ~event  # +1 for censored
     else:
         # 2 * group + censored in a one-byte (or two-byte) array, then one pass over idx
-        small = group.astype(np.uint8 if k < 128 else np.int64)
+        small: npt.NDArray[np.integer[Any]] = group.astype(np.uint8 if k < 128 else np.int64)
         small <<= 1
         small += ~event
         idx += small
@@ -417,6 +419,7 @@ def count_by_time(
         times, ev, ce = _sorted_key_counts(time, event)
         return TimeCounts(times, ev[None, :], ce[None, :], np.array([float(time.size)]))
     if weights is None:
+        assert group is not None  # both None returned above
         # Partition by group (stable counting sort of small codes), sort each part's keys,
         # then merge the per-group distinct times.
         small = group.astype(np.uint16) if k <= 1 << 16 else group  # radix sort
@@ -467,3 +470,23 @@ def check_groups(group: Any, strata: Any, **arrays: np.ndarray) -> tuple[Factor,
     if g.levels.size < 2:
         raise ValueError(f"group must have at least two distinct values, got {list(g.levels)}")
     return g, s
+
+
+def check_design(X: np.ndarray, names: list[str], n_events: int, event_name: str) -> None:
+    """Clear errors for inputs a Cox model cannot fit (no events, constant covariate)."""
+    if n_events == 0:
+        raise ValueError(
+            f"no events ({event_name} is 0 in every row): a Cox model needs at least one event"
+        )
+    span = X.max(axis=0) - X.min(axis=0)
+    for j in np.flatnonzero(span == 0):
+        raise ValueError(
+            f"covariate {names[j]!r} is constant (every value {X[0, j]:g}): its effect "
+            "cannot be estimated; drop it"
+        )
+    Xc = X - X.mean(axis=0)
+    if np.linalg.matrix_rank(Xc) < X.shape[1]:
+        raise ValueError(
+            f"covariates {names} are collinear (one is a combination of the others): "
+            "drop the redundant one"
+        )

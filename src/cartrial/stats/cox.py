@@ -129,9 +129,8 @@ def cox_ph(
     exog = _design(data, covariates)
     X = exog.to_numpy()
     names = [str(c) for c in exog.columns]
-    from cartrial.stats.timedep import _check_design
 
-    _check_design(X, names, int(event.sum()), repr(event_col))
+    K.check_design(X, names, int(event.sum()), repr(event_col))
     if method == "firth":
         if strata is not None:
             raise ValueError("method='firth' does not support strata")

@@ -35,6 +35,7 @@ import numpy as np
 
 from cartrial.stats import _kernels as K
 from cartrial.stats.survival import z_value
+from cartrial.stats.timedep import _covariate_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -244,15 +245,13 @@ def fine_gray(
     import pandas as pd
     from scipy.special import ndtr
 
-    from cartrial.stats.timedep import _check_design, _covariate_matrix
-
     t = K.check_times(time, "time").astype(np.float64)
     c = K.check_codes(cause, "cause")
     n = K.check_lengths(time=t, cause=c)
     X, names = _covariate_matrix(covariates, n)
     if failcode == cencode:
         raise ValueError("failcode and cencode must differ")
-    _check_design(X, names, int((c == failcode).sum()), f"cause == {failcode}")
+    K.check_design(X, names, int((c == failcode).sum()), f"cause == {failcode}")
     order = np.argsort(t, kind="stable")
     t, c, X = t[order], c[order], X[order]
     cen = c == cencode

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -173,7 +173,7 @@ def logrank_test(
         if weighting != "logrank" or rho != 0.0 or gamma != 0.0:
             raise ValueError("give either weights= or weighting=/rho=/gamma=, not both")
         if isinstance(weights, str):
-            weighting = weights
+            weighting = cast(Weighting, weights)  # checked against WEIGHTINGS below
         elif isinstance(weights, tuple | list) and len(weights) == 3 and weights[0] == "fh":
             weighting, rho, gamma = "fh", float(weights[1]), float(weights[2])
         else:

@@ -144,7 +144,7 @@ def _fisher_2xc_exact(table: np.ndarray) -> float | None:
     cols = table.sum(axis=0)
     r1 = int(table[0].sum())
 
-    def log_choose(nn: np.ndarray, kk: np.ndarray) -> np.ndarray:
+    def log_choose(nn: np.ndarray | float, kk: np.ndarray | float) -> np.ndarray:
         return gammaln(nn + 1.0) - gammaln(kk + 1.0) - gammaln(nn - kk + 1.0)
 
     # Grow partial first rows column by column; prune sums that cannot reach r1.

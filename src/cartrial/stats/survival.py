@@ -40,8 +40,8 @@ Formulas and sources
   differ when a band rises again late in follow-up (the plain band often does), where
   the set rule keeps the whole set, and where the curve reaches 0.
 
-Reproducing Tan et al. (J Hematol Oncol 2023;16:34; ``shared/data/tan2023_table1.csv``,
-20 patients): with ``conf_type="plain"``, S(24 months) = 42.3% (95% CI 18.8-65.8) and the
+Reproducing Tan et al. (J Hematol Oncol 2023;16:34, 20 patients; the bundled ``tan2023``
+example): with ``conf_type="plain"``, S(24 months) = 42.3% (95% CI 18.8-65.8) and the
 median OS = 18.3 months, as published.  The published median interval 12.5-20.8 months
 is not what either rule gives on any transform: plain 12.5-NR, log 12.5-NR, log-log
 8.8-NR, by R's band rule and by Brookmeyer-Crowley alike (R survival 3.5 and

@@ -18,7 +18,7 @@ J Clin Oncol 1983;1:710).  The methods here avoid it:
 * :func:`landmark_analysis`: landmark method (Anderson et al. 1983; Dafni, Circ
   Cardiovasc Qual Outcomes 2011;4:363).
 
-Conventions (``shared/domain/STATISTICS.md``, checked against R survival 3.5): a row
+Conventions (``docs/domain/STATISTICS.md``, checked against R survival 3.5): a row
 ``(start, stop]`` of state z is at risk at event time t when ``start < t <= stop``.
 """
 
@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cartrial.stats import _kernels as K
-from cartrial.stats.cox import CoxResult
+from cartrial.stats.cox import CoxResult, _design
+from cartrial.stats.logrank import chi2_sf, logrank_test
 from cartrial.stats.survival import (
     CONF_TYPES,
     ConfType,
@@ -395,8 +396,6 @@ def _covariate_matrix(covariates: Any, n: int) -> tuple[np.ndarray, list[str]]:
     if isinstance(covariates, pd.Series):
         covariates = covariates.to_frame(covariates.name if covariates.name is not None else "x")
     if isinstance(covariates, pd.DataFrame):
-        from cartrial.stats.cox import _design
-
         if covariates.isna().to_numpy().any():
             row, col = np.argwhere(covariates.isna().to_numpy())[0]
             raise ValueError(
@@ -420,26 +419,6 @@ def _covariate_matrix(covariates: Any, n: int) -> tuple[np.ndarray, list[str]]:
     if X.shape[1] == 0:
         raise ValueError("covariates must have at least one column")
     return X, names
-
-
-def _check_design(X: np.ndarray, names: list[str], n_events: int, event_name: str) -> None:
-    """Clear errors for inputs a Cox model cannot fit (no events, constant covariate)."""
-    if n_events == 0:
-        raise ValueError(
-            f"no events ({event_name} is 0 in every row): a Cox model needs at least one event"
-        )
-    span = X.max(axis=0) - X.min(axis=0)
-    for j in np.flatnonzero(span == 0):
-        raise ValueError(
-            f"covariate {names[j]!r} is constant (every value {X[0, j]:g}): its effect "
-            "cannot be estimated; drop it"
-        )
-    Xc = X - X.mean(axis=0)
-    if np.linalg.matrix_rank(Xc) < X.shape[1]:
-        raise ValueError(
-            f"covariates {names} are collinear (one is a combination of the others): "
-            "drop the redundant one"
-        )
 
 
 def timedep_cox(
@@ -469,7 +448,7 @@ def timedep_cox(
     n_rows = a.size
     X, names = _covariate_matrix(covariates, n_rows)
     n_events = int(e.sum())
-    _check_design(X, names, n_events, "event")
+    K.check_design(X, names, n_events, "event")
     means = X.mean(axis=0)
     rs = _RiskSets.build(a, b, e)
     fit = _cox_newton(X - means, rs, ties)
@@ -516,7 +495,6 @@ def mantel_byar(start: Any, stop: Any, event: Any, exposure: Any) -> MantelByarT
     exposure, ties = "exact")$score`` and statsmodels ``survdiff(stop, event, exposure,
     entry=start)``.  Its curves are :func:`simon_makuch`.
     """
-    from cartrial.stats.logrank import chi2_sf
 
     a, b, e = _intervals(start, stop, event)
     z = K.check_binary(exposure, "exposure")
@@ -554,8 +532,8 @@ class CountingKaplanMeier(KaplanMeier):
     ``start < t <= stop`` (patients enter the curve at their transition).
     """
 
-    start: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    stop: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    start: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
+    stop: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
 
     def n_at_risk(self, t: Any) -> Any:
         arr = np.atleast_1d(np.asarray(t, dtype=np.float64))
@@ -768,8 +746,6 @@ def landmark_analysis(
     the landmark dataset equal R ``survfit``/``survdiff``/``coxph``.
     """
     import pandas as pd
-
-    from cartrial.stats.logrank import logrank_test
 
     t = K.check_times(time, "time").astype(np.float64)
     e = K.check_binary(event, "event")

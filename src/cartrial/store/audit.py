@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from typing import Any
 
 from sqlalchemy import event, inspect, select
@@ -160,8 +161,7 @@ def _after_flush(session: Session, _ctx) -> None:
         return
     user = session.info.get("user") or "system"
     reason = session.info.get("reason")
-    now = utcnow()
-    rows = []
+    rows = session.info.setdefault("_audit_rows", [])
     for action, obj, rid, old, new in pending:
         if action == "create":
             new = record_values(obj)
@@ -169,7 +169,6 @@ def _after_flush(session: Session, _ctx) -> None:
         pid = getattr(obj, "patient_id", None)
         rows.append(
             {
-                "at": now,
                 "username": user,
                 "action": action,
                 "table_name": obj.__tablename__,
@@ -180,7 +179,55 @@ def _after_flush(session: Session, _ctx) -> None:
                 "reason": reason,
             }
         )
-    chain.append(session.connection(), rows)
+
+
+@event.listens_for(AuditedSession, "before_commit")
+def _before_commit(session: Session) -> None:
+    """Chain the transaction's audit rows at commit, in the same transaction: the chain's
+    head is locked only for the last statements before COMMIT, not while the request goes
+    on computing (PostgreSQL writers then queue for milliseconds, not for a request)."""
+    session.flush()  # SQLAlchemy fires before_commit before its own final flush
+    rows = session.info.pop("_audit_rows", None)
+    if rows:
+        now = utcnow()  # the time the changes are recorded (ids follow commit order)
+        chain.append(session.connection(), [{"at": now, **r} for r in rows])
+
+
+@event.listens_for(AuditedSession, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: committed or rolled back
+        session.info.pop("_audit_rows", None)
+        _release_writer(session)
+
+
+#: SQLite has one writer at a time and makes the others poll (sleeping up to 100 ms per
+#: try): writers of one process queue on this lock instead, from their first flush to the
+#: end of their transaction, and so wait only as long as the writer before them. A plain
+#: Lock (FastAPI may end a request's session in another thread than the one that wrote);
+#: after ``WRITER_WAIT_S`` a writer goes on without it (SQLite's own busy wait applies).
+WRITER_WAIT_S = 30.0
+_SQLITE_WRITERS: dict[str, threading.Lock] = {}
+_SQLITE_WRITERS_LOCK = threading.Lock()
+
+
+@event.listens_for(AuditedSession, "before_flush")
+def _take_writer(session: Session, _ctx, _instances) -> None:
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or "_writer" in session.info:
+        return
+    if not (session.new or session.dirty or session.deleted):
+        return
+    key = str(bind.engine.url)
+    with _SQLITE_WRITERS_LOCK:
+        lock = _SQLITE_WRITERS.setdefault(key, threading.Lock())
+    if lock.acquire(timeout=WRITER_WAIT_S):
+        session.info["_writer"] = lock
+
+
+def _release_writer(session: Session) -> None:
+    lock = session.info.pop("_writer", None)
+    if lock is not None:
+        lock.release()
 
 
 def _refuse(_mapper, _conn, _target) -> None:

@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from cartrial.cohort import cohort_from_frames
 from cartrial.cohort.model import COLUMNS, PROVENANCE, TABLES
 from cartrial.store import chain
+from cartrial.store.database import DatabaseError, make_engine, resolve_url
 from cartrial.store.models import COHORT_MODELS, Patient, Site, utcnow
+from cartrial.store.tables import table_of
 from cartrial.store.validation import IDENTIFYING, site_problem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,7 +68,7 @@ def _json_value(value: Any) -> Any:
 
 def frame_rows(table: str, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of one cohort table as dicts for the database (extras in ``extra``)."""
-    stored = set(COHORT_MODELS[table].__table__.c.keys())
+    stored = set(table_of(COHORT_MODELS[table]).c.keys())
     # canonical columns the schema has no column for yet are kept in ``extra``
     cols = {c: k for c, k in COLUMNS[table].items() if c in stored}
     if table == "observations":
@@ -144,13 +147,13 @@ def import_cohort(
                 f"{len(existing)} patient ID(s) already in the database ({shown}); "
                 "nothing was imported"
             )
-        sites = {r.get("site") for r in rows["patients"]} - {None}
+        sites = {r["site"] for r in rows["patients"] if r.get("site") is not None}
         have = set(conn.scalars(select(Site.code)))
         new_sites = [{"code": s, "name": s} for s in sorted(sites - have)]
         if new_sites:
-            conn.execute(insert(Site.__table__), new_sites)
+            conn.execute(insert(table_of(Site)), new_sites)
         for name in TABLES:
-            table = COHORT_MODELS[name].__table__
+            table = table_of(COHORT_MODELS[name])
             done = 0
             for chunk in _chunks(rows[name]):
                 conn.execute(insert(table), chunk)
@@ -186,6 +189,14 @@ def import_cohort(
     return counts
 
 
+def _dbapi(conn: Connection) -> Any:
+    """The driver's own connection under ``conn`` (an error if it was invalidated)."""
+    dbapi = conn.connection.driver_connection
+    if dbapi is None:
+        raise DatabaseError("the database connection was closed or invalidated")
+    return dbapi
+
+
 @contextmanager
 def snapshot(engine: Engine) -> Iterator[Connection]:
     """A read-only connection whose statements all see ONE consistent snapshot.
@@ -205,7 +216,7 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
                 conn.rollback()
         return
     with engine.connect() as conn:
-        dbapi = conn.connection.driver_connection
+        dbapi = _dbapi(conn)
         if dbapi.in_transaction:  # pragma: no cover - a fresh pooled connection never is
             dbapi.rollback()
         dbapi.execute("PRAGMA query_only=ON")
@@ -244,7 +255,7 @@ def read_frames(
 def _read_table(conn: Connection, name: str) -> pd.DataFrame:
     import pandas as pd
 
-    table = COHORT_MODELS[name].__table__
+    table = table_of(COHORT_MODELS[name])
     cols = [c for c in COLUMNS[name] if c in table.c] + (
         ["value_text"] if name == "observations" else []
     )
@@ -271,7 +282,7 @@ def _driver_columns(conn: Connection, stmt: Any, n: int) -> list[tuple[Any, ...]
     driver's own cursor on ``conn`` (same transaction): no SQLAlchemy Row per row, values
     as the driver gives them (SQLite: ISO text dates, 0/1 booleans; ``_typed`` converts)."""
     sql = str(stmt.compile(dialect=conn.dialect))
-    cur = conn.connection.driver_connection.cursor()
+    cur = _dbapi(conn).cursor()
     try:
         cur.execute(sql)
         rows = cur.fetchall()
@@ -315,7 +326,6 @@ def read_cohort(
 ) -> Cohort:
     """The database's cohort (one read-only snapshot, see ``read_frames``), validated by
     ``cartrial.cohort.cohort_from_frames``."""
-    from cartrial.cohort import cohort_from_frames
 
     frames = read_frames(engine, between)
     src = source or f"database {engine.url.render_as_string(hide_password=True)}"
@@ -339,8 +349,6 @@ def cohort_from_url(url: str) -> Cohort:
 
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
-
-    from cartrial.store.database import DatabaseError, make_engine, resolve_url
 
     parsed = make_url(resolve_url(url))
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):

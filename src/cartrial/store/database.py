@@ -11,7 +11,6 @@ upgrades automatically on start).
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cartrial.store.audit import AuditedSession
+from cartrial.store.errors import DatabaseError, KeyMissing
+from cartrial.store.keys import audit_key, secret_key
+
 DEFAULT_SQLITE = "cartrial.sqlite"
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class DatabaseError(RuntimeError):
-    """A database that cannot be opened or migrated, with what to do about it."""
 
 
 def resolve_url(db: str | None = None) -> str:
@@ -52,10 +51,13 @@ def make_engine(db: str | None = None, **kwargs) -> Engine:
     except (ArgumentError, ValueError) as exc:
         raise DatabaseError(
             f"cannot read the database URL {raw!r}: {exc}; expected a SQLite file path or a "
-            "URL such as postgresql+psycopg://user@127.0.0.1:5432/trial") from None
+            "URL such as postgresql+psycopg://user@127.0.0.1:5432/trial"
+        ) from None
     if backend not in ("sqlite", "postgresql"):
-        raise DatabaseError(f"unsupported database {backend!r} in {raw!r}: use a SQLite "
-                            "file or postgresql+psycopg://…")
+        raise DatabaseError(
+            f"unsupported database {backend!r} in {raw!r}: use a SQLite "
+            "file or postgresql+psycopg://…"
+        )
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
         private_file(Path(url.database))
     # the web app serves requests from a thread pool (40 threads): give it enough
@@ -135,7 +137,8 @@ def _check_not_half_created(conn) -> None:
             f"the database has tables ({', '.join(sorted(tables))}) but no migration "
             "revision: it was left half-created by an interrupted first start of an older "
             "cartrial. If it holds no data, delete it (SQLite: remove the file) and start "
-            "again; otherwise restore it from the last backup.")
+            "again; otherwise restore it from the last backup."
+        )
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -155,6 +158,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             _check_not_half_created(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+            if revision == "head":
+                from cartrial.store.chain import seal
+
+                seal(conn)  # a key tag on the audit chain's head (pre-key databases)
     finally:
         if target is not engine:
             target.dispose()
@@ -170,42 +177,19 @@ def current_revision(engine: Engine) -> str | None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker whose sessions write the audit trail (see ``cartrial.store.audit``)."""
-    from cartrial.store.audit import AuditedSession
 
     return sessionmaker(engine, class_=AuditedSession, expire_on_commit=False)
 
 
-def secret_key(url: str) -> str:
-    """The key that signs session cookies, never stored in the database.
-
-    ``$CARTRIAL_SECRET_KEY`` if set; else the file ``$CARTRIAL_SECRET_FILE``; else, for a
-    SQLite database, ``<database file>.secret`` beside it; else
-    ``~/.config/cartrial/secret``. A missing file is created with a random key, mode 0600.
-    """
-    given = os.environ.get("CARTRIAL_SECRET_KEY")
-    if given:
-        return given
-    path_env = os.environ.get("CARTRIAL_SECRET_FILE")
-    u = make_url(url)
-    if path_env:
-        path = Path(path_env).expanduser()
-    elif u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
-        path = Path(f"{u.database}.secret")
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-        path = base / "cartrial" / "secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise DatabaseError(f"the secret key file {path} is readable by others: chmod 600 it")
-    value = path.read_text().strip()
-    if len(value) < 32:
-        raise DatabaseError(f"the secret key file {path} holds fewer than 32 characters")
-    return value
+__all__ = [
+    "DatabaseError",
+    "KeyMissing",
+    "audit_key",
+    "secret_key",
+    "make_engine",
+    "resolve_url",
+    "private_file",
+    "upgrade",
+    "current_revision",
+    "session_factory",
+]

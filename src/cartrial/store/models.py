@@ -104,6 +104,9 @@ class Patient(Base, Versioned):
     cd7_blasts_pct: Mapped[float | None] = mapped_column(Float)
     bm_blasts_pct: Mapped[float | None] = mapped_column(Float)
     extramedullary: Mapped[str | None] = mapped_column(Text)
+    #: whole numbers (entry spec ``int``, cohort ``BOUNDS``) in a float column, the cohort's
+    #: dtype; an INTEGER column would mean rebuilding ``patients`` on SQLite, whose drop
+    #: cascades to every child record while foreign keys are on
     prior_lines: Mapped[float | None] = mapped_column(Float)
     prior_allo_sct: Mapped[bool | None] = mapped_column(Boolean)
     product_source: Mapped[str | None] = mapped_column(Text)
@@ -117,6 +120,8 @@ class Patient(Base, Versioned):
     enrolled: Mapped[bool | None] = mapped_column(Boolean)
     infused: Mapped[bool | None] = mapped_column(Boolean)
     infusion_date: Mapped[dt.date | None] = mapped_column(Date)
+    #: day 0 of a patient never infused (migration 0004)
+    enrollment_date: Mapped[dt.date | None] = mapped_column(Date)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_file: Mapped[str | None] = mapped_column(Text)
     source_row: Mapped[int | None] = mapped_column(Integer)
@@ -307,5 +312,13 @@ COHORT_MODELS: dict[str, type[Base]] = {
     "observations": Observation,
 }
 #: tables whose records the app may create/update/delete (audited)
-AUDITED_TABLES = ("sites", "users", "patients", "events", "adverse_events", "observations",
-                  "assessments", "data_queries")
+AUDITED_TABLES = (
+    "sites",
+    "users",
+    "patients",
+    "events",
+    "adverse_events",
+    "observations",
+    "assessments",
+    "data_queries",
+)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from cartrial.cohort import vocab
+
 #: (analyte, unit) -> (low, high); outside means "please confirm"
 PLAUSIBLE: dict[tuple[str, str], tuple[float, float]] = {
     ("temperature", "C"): (32.0, 43.0),
@@ -51,8 +53,6 @@ def registry_field(analyte: str, unit: str | None = None):
     analyte measured in ``unit`` (its canonical unit when None), or None: by name, alias
     or ``<analyte>_<unit>`` (crp in mg/L -> ``crp_mg_l``), only when the units agree."""
     import re
-
-    from cartrial.cohort import vocab
 
     try:
         from cartrial.grading.fields import FIELDS

@@ -49,10 +49,23 @@ def write_synthetic_cohort(
     relapsed = rng.random(n) < 0.4
     events = pd.concat(
         [
-            pd.DataFrame({"patient_id": ids, "day": 28, "event": "response",
-                          "response": rng.choice(["CR", "CRi", "NR"], n), "mrd": "negative"}),
-            pd.DataFrame({"patient_id": ids[relapsed], "day": relapse_day[relapsed],
-                          "event": "relapse", "site": "marrow"}),
+            pd.DataFrame(
+                {
+                    "patient_id": ids,
+                    "day": 28,
+                    "event": "response",
+                    "response": rng.choice(["CR", "CRi", "NR"], n),
+                    "mrd": "negative",
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "patient_id": ids[relapsed],
+                    "day": relapse_day[relapsed],
+                    "event": "relapse",
+                    "site": "marrow",
+                }
+            ),
             pd.DataFrame({"patient_id": ids, "day": 500, "event": "last_contact"}),
         ]
     )
@@ -80,7 +93,14 @@ def write_synthetic_cohort(
             "unit": "cells/uL",
         }
     )
-    oxy = pd.DataFrame({"patient_id": ids, "day": 5.0, "analyte": "oxygen",
-                        "value": rng.choice(["low_flow", "high_flow", "facemask"], n), "unit": ""})
+    oxy = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "day": 5.0,
+            "analyte": "oxygen",
+            "value": rng.choice(["low_flow", "high_flow", "facemask"], n),
+            "unit": "",
+        }
+    )
     pd.concat([obs, oxy]).to_csv(out / "observations.csv", index=False)
     return out

@@ -35,7 +35,8 @@ MAX_FAILS_ADDRESS = 20
 #: the words behind most leaked passwords (the top of the public breach lists: SecLists
 #: "10-million-password-list-top-1000", NCSC "100k most common"); a password that is one
 #: of them once digits and symbols are removed is refused
-COMMON_WORDS = frozenset("""
+COMMON_WORDS = frozenset(
+    """
 password passwort passw0rd pass qwerty qwertz azerty asdf asdfgh zxcvbn qazwsx letmein
 welcome admin administrator root login master monkey dragon football baseball soccer
 hockey iloveyou sunshine shadow superman batman princess starwars trustno michael
@@ -43,7 +44,8 @@ charlie jennifer jordan hunter ranger buster thomas tigger robert daniel jessica
 computer internet secret changeme default hello abc abcd abcdef test tester guest
 user cartrial trial hospital clinic doctor nurse patient summer winter spring autumn
 freedom whatever mustang access flower killer pepper ginger cookie cheese matrix
-""".split())
+""".split()
+)
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "$": "s", "5": "s"})
 _COMMON_RUN = re.compile("(?:" + "|".join(sorted(COMMON_WORDS, key=len, reverse=True)) + ")+")
 
@@ -119,8 +121,7 @@ class Principal:
 
 
 def principal(user: User) -> Principal:
-    return Principal(user.id, user.username, user.role, user.site,
-                     bool(user.must_change_password))
+    return Principal(user.id, user.username, user.role, user.site, bool(user.must_change_password))
 
 
 def ensure_site(session: Session, code: str, name: str | None = None) -> Site:
@@ -158,7 +159,11 @@ def password_problem(password: str, username: str = "") -> str | None:
 
 
 def create_user(
-    session: Session, username: str, password: str, role: str, site: str | None = None,
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    site: str | None = None,
     must_change_password: bool = False,
 ) -> User:
     """Add a user; ``data_entry`` users need a site. Raises ValueError on bad input."""
@@ -175,8 +180,13 @@ def create_user(
         raise ValueError(f"user {username!r} already exists")
     if site:
         ensure_site(session, site)
-    user = User(username=username, password_hash=hash_password(password), role=role, site=site,
-                must_change_password=must_change_password)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        site=site,
+        must_change_password=must_change_password,
+    )
     session.add(user)
     session.flush()
     return user
@@ -217,13 +227,20 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if verify_password(user.password_hash, password) else None
 
 
-def _failures(session: Session, since: dt.datetime, *, username: str | None = None,
-              address: str | None = None) -> int:
-    q = select(func.count()).select_from(AuditEntry).where(
-        AuditEntry.action == "login_failed", AuditEntry.at >= since)
+def _failures(
+    session: Session, since: dt.datetime, *, username: str | None = None, address: str | None = None
+) -> int:
+    q = (
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.action == "login_failed", AuditEntry.at >= since)
+    )
     if username is not None:
-        last_ok = session.scalar(select(func.max(AuditEntry.id)).where(
-            AuditEntry.username == username, AuditEntry.action == "login"))
+        last_ok = session.scalar(
+            select(func.max(AuditEntry.id)).where(
+                AuditEntry.username == username, AuditEntry.action == "login"
+            )
+        )
         q = q.where(AuditEntry.username == username)
         if last_ok is not None:
             q = q.where(AuditEntry.id > last_ok)
@@ -232,15 +249,27 @@ def _failures(session: Session, since: dt.datetime, *, username: str | None = No
     return int(session.scalar(q) or 0)
 
 
-def log_event(session: Session, action: str, username: str, address: str,
-              detail: str | None = None) -> None:
+def log_event(
+    session: Session, action: str, username: str, address: str, detail: str | None = None
+) -> None:
     """Append a log-in event (login, login_failed, login_refused, logout …) to the audit
     trail, in the session's transaction (the caller commits)."""
-    chain.append(session.connection(), [{
-        "at": utcnow(), "username": username[:80], "action": action, "table_name": "login",
-        "record_id": address[:80], "patient_id": None, "old_values": None,
-        "new_values": None, "reason": detail,
-    }])
+    chain.append(
+        session.connection(),
+        [
+            {
+                "at": utcnow(),
+                "username": username[:80],
+                "action": action,
+                "table_name": "login",
+                "record_id": address[:80],
+                "patient_id": None,
+                "old_values": None,
+                "new_values": None,
+                "reason": detail,
+            }
+        ],
+    )
 
 
 class LoginRefused(ValueError):
@@ -258,12 +287,15 @@ def log_in(session: Session, username: str, password: str, address: str) -> User
     """
     username = username[:80]
     since = utcnow() - FAIL_WINDOW
-    if (_failures(session, since, username=username) >= MAX_FAILS_ACCOUNT
-            or _failures(session, since, address=address) >= MAX_FAILS_ADDRESS):
+    if (
+        _failures(session, since, username=username) >= MAX_FAILS_ACCOUNT
+        or _failures(session, since, address=address) >= MAX_FAILS_ADDRESS
+    ):
         log_event(session, "login_refused", username, address, "too many failed log-ins")
         session.commit()
-        raise LoginRefused("too many failed log-ins: wait 15 minutes and try again, or ask "
-                           "an administrator")
+        raise LoginRefused(
+            "too many failed log-ins: wait 15 minutes and try again, or ask an administrator"
+        )
     user = session.scalar(select(User).where(User.username == username))
     session.rollback()  # no connection held during the (deliberately slow) argon2 check
     if user is None or not user.active:

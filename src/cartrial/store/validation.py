@@ -12,10 +12,19 @@ import datetime as dt
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cartrial.cohort import vocab
+from cartrial.cohort.categories import CATEGORIES, decode, describe, encode
+from cartrial.cohort.model import COLUMNS, REQUIRED
+from cartrial.cohort.tables import (
+    BOUNDS,
+    CATEGORICAL_ANALYTES,
+    REQUIRED_TIME,
+    VOCAB_COLUMNS,
+    YES_NO_ANALYTES,
+)
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 #: the one rule for site codes, the same for import, the command line and the web: letters,
@@ -33,22 +42,41 @@ MAX_WORD = 40
 def site_problem(code: object) -> str | None:
     """None when ``code`` is a valid site code, else the message."""
     if not isinstance(code, str) or not SITE_PATTERN.match(code):
-        return (f"site code {code!r}: 1-40 letters, digits, blanks, '.', '_' or '-', "
-                "starting and ending with a letter or digit")
+        return (
+            f"site code {code!r}: 1-40 letters, digits, blanks, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
     return None
 
 
 def username_problem(name: object) -> str | None:
     """None when ``name`` is a valid user name, else the message."""
     if not isinstance(name, str) or not USERNAME_PATTERN.match(name):
-        return ("user name: 2-80 letters, digits, '.', '_' or '-', starting with a letter "
-                "or digit")
+        return "user name: 2-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
     return None
+
+
 #: identifying fields that must never be stored (study IDs only)
 IDENTIFYING = frozenset(
-    {"name", "first_name", "last_name", "surname", "given_name", "full_name", "patient_name",
-     "birth_date", "date_of_birth", "dob", "birthdate", "address", "phone", "email", "mrn",
-     "ssn", "nhs_number"}
+    {
+        "name",
+        "first_name",
+        "last_name",
+        "surname",
+        "given_name",
+        "full_name",
+        "patient_name",
+        "birth_date",
+        "date_of_birth",
+        "dob",
+        "birthdate",
+        "address",
+        "phone",
+        "email",
+        "mrn",
+        "ssn",
+        "nhs_number",
+    }
 )
 
 
@@ -62,61 +90,48 @@ class Field:
     max_len: int = 200
 
 
-def _analytes() -> dict[str, tuple[str, ...]]:
-    return {name: aliases for name, (aliases, _units) in vocab.ANALYTES.items()}
-
-
-SPECS: dict[str, dict[str, Field]] = {
-    "patients": {
-        "patient_id": Field("id", required=True),
-        "age_years": Field("float", lo=0, hi=120),
-        "sex": Field("vocab", vocabulary=vocab.SEX),
-        "diagnosis": Field("str"),
-        "cd7_blasts_pct": Field("float", lo=0, hi=100),
-        "bm_blasts_pct": Field("float", lo=0, hi=100),
-        "extramedullary": Field("str"),
-        "prior_lines": Field("int", lo=0, hi=50),
-        "prior_allo_sct": Field("bool"),
-        "product_source": Field("vocab", vocabulary=vocab.PRODUCT_SOURCES),
-        "donor_relation": Field("str"),
-        "hla_match": Field("str"),
-        "dose_per_kg": Field("float", lo=0),
-        "dose_level": Field("str"),
-        "weight_kg": Field("float", lo=0.3, hi=400),
-        "height_cm": Field("float", lo=20, hi=260),
-        "site": Field("site"),
-        "enrolled": Field("bool"),
-        "infused": Field("bool"),
-        "infusion_date": Field("date"),
-    },
-    "events": {
-        "day": Field("float", required=True, lo=0, hi=36500),
-        "event": Field("vocab", required=True, vocabulary=vocab.EVENTS),
-        "response": Field("vocab", vocabulary=vocab.RESPONSES),
-        "mrd": Field("vocab", vocabulary=vocab.MRD),
-        "mrd_value": Field("float", lo=0, hi=1),
-        "cd7_status": Field("vocab", vocabulary=vocab.CD7_STATUS),
-        "site": Field("str"),
-        "cause": Field("vocab", vocabulary=vocab.DEATH_CAUSES),
-    },
-    "adverse_events": {
-        "term": Field("vocab", required=True, vocabulary=vocab.AE_TERMS),
-        "onset_day": Field("float", required=True, lo=-60, hi=36500),
-        "resolution_day": Field("float", lo=-60, hi=36500),
-        "grade": Field("int", required=True, lo=0, hi=5),
-        "system": Field("vocab", vocabulary=vocab.GRADING_SYSTEMS),
-        "serious": Field("bool"),
-        "organ": Field("str"),
-        "derived": Field("bool"),
-    },
-    "observations": {
-        "day": Field("float", required=True, lo=-60, hi=36500),
-        "analyte": Field("vocab", required=True, vocabulary=None),
-        "value": Field("value", required=True),
-        "unit": Field("str", max_len=40),
-        "lloq": Field("float", lo=0),
-    },
+#: cohort dtype (``cartrial.cohort.model.COLUMNS``) -> entry kind; a float column whose
+#: ``BOUNDS`` say whole numbers is entered as ``int``
+_KIND = {"float": "float", "Int64": "int", "bool": "bool", "date": "date", "str": "str"}
+#: the store keys child records by their patient (a foreign key), not by an entered field
+_KEYED_BY_PARENT = ("events", "adverse_events", "observations")
+#: what only the store adds to the cohort's declaration: its own kinds (a study ID, a site
+#: code, the observation's number-or-word ``value`` split into ``value``/``value_text`` by
+#: ``_split_value``, as a CSV's value column is), the MRD words (the cohort also reads a
+#: fraction there), text lengths. Everything else is derived (``_derive``).
+STORE_ONLY: dict[tuple[str, str], dict[str, Any]] = {
+    ("patients", "patient_id"): {"kind": "id"},
+    ("patients", "site"): {"kind": "site"},
+    ("events", "mrd"): {"kind": "vocab", "vocabulary": vocab.MRD},
+    ("observations", "value"): {"kind": "value"},
+    ("observations", "value_text"): {"max_len": MAX_WORD},
+    ("observations", "unit"): {"max_len": 40},
 }
+
+
+def _derive(table: str) -> dict[str, Field]:
+    """The entry specs of one table from the cohort's declaration: ``COLUMNS`` (kind),
+    ``BOUNDS`` (range, whole numbers), ``VOCAB_COLUMNS`` (vocabulary), ``REQUIRED`` plus
+    the table's time column (the store has no date columns), and ``STORE_ONLY``."""
+    required = set(REQUIRED[table])
+    if table in REQUIRED_TIME:
+        required.add(REQUIRED_TIME[table])
+    specs = {}
+    for column, dtype in COLUMNS[table].items():
+        if table in _KEYED_BY_PARENT and column == "patient_id":
+            continue
+        lo, hi, integer = BOUNDS.get((table, column), (None, None, False))
+        vocabulary = VOCAB_COLUMNS.get((table, column))
+        kind = "vocab" if vocabulary is not None else _KIND[dtype]
+        if kind == "float" and integer:
+            kind = "int"
+        spec = Field(kind, column in required, vocabulary, lo, hi)
+        specs[column] = replace(spec, **STORE_ONLY.get((table, column), {}))
+    return specs
+
+
+#: entry specs per table: the cohort contract's columns, derived (``_derive``)
+SPECS: dict[str, dict[str, Field]] = {table: _derive(table) for table in COLUMNS}
 
 
 def _blank(value: Any) -> bool:
@@ -157,16 +172,19 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
             if len(word) > MAX_WORD:
                 raise ValueError(f"at most {MAX_WORD} characters") from None
             return word
-        if not math.isfinite(num) or num < 0:
-            raise ValueError("expected a non-negative finite number")
+        if not math.isfinite(num) or (spec.lo is not None and num < spec.lo):
+            lowest = (
+                "" if spec.lo is None else "non-negative " if spec.lo == 0 else f"≥ {spec.lo:g} "
+            )
+            raise ValueError(f"expected a {lowest}finite number")
         return num
     if spec.kind == "bool":
         if isinstance(value, bool):
             return value
-        word = vocab.canonical(value, vocab.YES_NO)
-        if word is None:
+        answer = vocab.canonical(value, vocab.YES_NO)
+        if answer is None:
             raise ValueError(f"expected yes or no, got {value!r}")
-        return word == "yes"
+        return answer == "yes"
     if spec.kind == "date":
         if isinstance(value, dt.datetime):
             value = value.date()
@@ -177,8 +195,9 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
                 raise ValueError(f"expected an ISO date YYYY-MM-DD, got {value!r}") from None
         latest = dt.date.today() + dt.timedelta(days=1)
         if not EARLIEST_INFUSION <= value <= latest:
-            raise ValueError(f"not a plausible date: expected {EARLIEST_INFUSION} to "
-                             f"{latest} (today)")
+            raise ValueError(
+                f"not a plausible date: expected {EARLIEST_INFUSION} to {latest} (today)"
+            )
         return value
     if isinstance(value, list | dict):
         raise ValueError("expected a single value")
@@ -197,7 +216,7 @@ def _clean(name: str, spec: Field, value: Any) -> Any:
             )
         return text
     if spec.kind == "vocab":
-        voc = spec.vocabulary if spec.vocabulary is not None else _analytes()
+        voc = spec.vocabulary or {}
         found = vocab.canonical(text, voc)
         if found is None:
             raise ValueError(f"unknown value {text!r}; expected one of {vocab.allowed(voc)}")
@@ -220,6 +239,8 @@ def validate(
     specs = SPECS[table]
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    if table == "observations":
+        data = _word_as_value(data, errors)
     for key in data:
         if key not in specs:
             if key.lower() in IDENTIFYING:
@@ -227,7 +248,7 @@ def validate(
             else:
                 errors[key] = f"unknown field; expected one of {', '.join(specs)}"
     for name, spec in specs.items():
-        if name not in data and partial:
+        if (name not in data and partial) or name in errors:
             continue
         raw = data.get(name)
         if _blank(raw):
@@ -256,6 +277,25 @@ def validate(
     return values, errors
 
 
+def _word_as_value(data: Mapping[str, Any], errors: dict[str, str]) -> Mapping[str, Any]:
+    """An observation's word may come in ``value`` (as in a CSV) or in ``value_text`` (as
+    in the cohort's typed table); either way it is checked and stored by ``_split_value``.
+    ``value_text`` is never stored as given."""
+    if "value_text" not in data:
+        return data
+    data = dict(data)
+    word = data.pop("value_text")
+    if _blank(word):
+        return data
+    if not _blank(data.get("value")):
+        errors["value_text"] = "a word goes in value_text only when value is empty"
+    elif not isinstance(word, str):
+        errors["value_text"] = f"expected a word, got {word!r}"
+    else:
+        data["value"] = word
+    return data
+
+
 def _check_unit(values: dict[str, Any], errors: dict[str, str], partial: bool) -> None:
     analyte = values["analyte"]
     units = vocab.ANALYTES[analyte][1]
@@ -277,7 +317,6 @@ def _check_unit(values: dict[str, Any], errors: dict[str, str], partial: bool) -
 
 def _split_value(values: dict[str, Any], errors: dict[str, str]) -> None:
     """Numbers go to ``value``; words (allowed for categorical analytes) to ``value_text``."""
-    from cartrial.cohort.tables import CATEGORICAL_ANALYTES
 
     value = values["value"]
     values["value_text"] = None
@@ -288,7 +327,9 @@ def _split_value(values: dict[str, Any], errors: dict[str, str]) -> None:
                 errors["value"] = problem
             values["value_text"], values["value"] = word, None
         else:
-            errors["value"] = f"expected a non-negative number for {values['analyte']}, got {value!r}"
+            errors["value"] = (
+                f"expected a non-negative number for {values['analyte']}, got {value!r}"
+            )
 
 
 def category_word(analyte: str, word: str) -> tuple[str | None, str | None]:
@@ -297,8 +338,6 @@ def category_word(analyte: str, word: str) -> tuple[str | None, str | None]:
     The same vocabularies as the cohort loader (``cartrial.cohort.categories`` for the
     grading categories, yes/no for the others), so what is stored loads back.
     """
-    from cartrial.cohort.categories import CATEGORIES, decode, describe, encode
-    from cartrial.cohort.tables import YES_NO_ANALYTES
 
     if analyte in CATEGORIES:
         try:

@@ -13,49 +13,59 @@ import datetime as dt
 import io
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cartrial.grading.fields import BEDSIDE_FORM, pydantic_model
 from cartrial.store.audit import audit_for_patient
-from cartrial.store.users import LoginRefused, Principal, create_user, log_event, log_in, principal
+from cartrial.store.models import Patient
+from cartrial.store.users import (
+    LoginRefused,
+    change_password,
+    create_user,
+    log_event,
+    log_in,
+    principal,
+    verify_password,
+)
 from cartrial.store.validation import SPECS
+from cartrial.web import bedside
 from cartrial.web import service as svc
-from cartrial.web.app import (
-    api_user,
+from cartrial.web.deps import (
+    ApiUser,
+    Db,
     check_csrf,
     client_address,
     csrf_token,
     end_session,
-    get_db,
+    log,
     session_user,
     start_session,
 )
+from cartrial.web.pages import find_patients
 
 router = APIRouter(prefix="/api", tags=["api"])
 Table = Literal["events", "adverse_events", "observations"]
 
 
-def get_user(request: Request, db: Annotated[Any, Depends(get_db)]) -> Principal:
-    who = api_user(request, db)
-    db.info["user"] = who.username
-    return who
-
-
-Db = Annotated[Any, Depends(get_db)]
-User = Annotated[Principal, Depends(get_user)]
+User = ApiUser
 #: record ids are 32-bit on both back ends: a larger id is simply not found (422), not a 500
 RecordId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _TYPES: dict[str, Any] = {
-    "float": float | None, "int": int | None, "bool": bool | str | None, "date": dt.date | None,
+    "float": float | None,
+    "int": int | None,
+    "bool": bool | str | None,
+    "date": dt.date | None,
     "value": float | str | None,
 }
 
 
-def _model(name: str, table: str, partial: bool, extra: dict[str, Any] | None = None):
+def _model(
+    name: str, table: str, partial: bool, extra: dict[str, Any] | None = None
+) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for col, spec in SPECS[table].items():
         typ = _TYPES.get(spec.kind, str | None)
@@ -65,14 +75,29 @@ def _model(name: str, table: str, partial: bool, extra: dict[str, Any] | None = 
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
-PatientIn = _model("PatientIn", "patients", False)
-PatientPatch = _model("PatientPatch", "patients", True,
-                      {"version": (int, ...), "reason": (str | None, None)})
-RECORD_IN = {t: _model(f"{t.title().replace('_', '')}In", t, False,
-                       {"reason": (str | None, None)}) for t in svc.CHILD_MODELS}
-RECORD_PATCH = {t: _model(f"{t.title().replace('_', '')}Patch", t, True,
-                          {"version": (int, ...), "reason": (str | None, None)})
-                for t in svc.CHILD_MODELS}
+# Models built at run time are plain ``BaseModel`` to the type checker (a variable is not a
+# type); FastAPI reads the real classes from the module globals.
+if TYPE_CHECKING:
+    PatientIn = BaseModel
+    PatientPatch = BaseModel
+else:
+    PatientIn = _model("PatientIn", "patients", False)
+    PatientPatch = _model(
+        "PatientPatch", "patients", True, {"version": (int, ...), "reason": (str | None, None)}
+    )
+RECORD_IN = {
+    t: _model(f"{t.title().replace('_', '')}In", t, False, {"reason": (str | None, None)})
+    for t in svc.CHILD_MODELS
+}
+RECORD_PATCH = {
+    t: _model(
+        f"{t.title().replace('_', '')}Patch",
+        t,
+        True,
+        {"version": (int, ...), "reason": (str | None, None)},
+    )
+    for t in svc.CHILD_MODELS
+}
 
 
 class Login(BaseModel):
@@ -91,7 +116,10 @@ class NewUser(BaseModel):
 
 #: the bedside inputs, generated from the grading field registry (one declaration of each
 #: field's type, range and help: cartrial.grading.fields), shared by the form and the API
-_BedsideInputs = pydantic_model("BedsideInputs", BEDSIDE_FORM)
+if TYPE_CHECKING:
+    _BedsideInputs = BaseModel
+else:
+    _BedsideInputs = pydantic_model("BedsideInputs", BEDSIDE_FORM)
 
 
 class Assess(_BedsideInputs):
@@ -119,19 +147,29 @@ def login(body: Login, request: Request, db: Db) -> dict[str, Any]:
     try:
         user = log_in(db, body.username, body.password, client_address(request))
     except LoginRefused as exc:
+        log.warning("API log-in throttled for %r from %s", body.username, client_address(request))
         raise HTTPException(429, str(exc)) from None
     if user is None:
+        log.warning("API log-in failed for %r from %s", body.username, client_address(request))
         raise HTTPException(401, "wrong username or password")
     start_session(request, db, user)
     who = principal(user)
-    return {"user": who.username, "role": who.role, "site": who.site,
-            "csrf_token": csrf_token(request)}
+    return {
+        "user": who.username,
+        "role": who.role,
+        "site": who.site,
+        "csrf_token": csrf_token(request),
+    }
 
 
 @router.get("/session", summary="The logged-in user and the CSRF token")
 def whoami(request: Request, who: User) -> dict[str, Any]:
-    return {"user": who.username, "role": who.role, "site": who.site,
-            "csrf_token": csrf_token(request)}
+    return {
+        "user": who.username,
+        "role": who.role,
+        "site": who.site,
+        "csrf_token": csrf_token(request),
+    }
 
 
 @router.delete("/session", summary="Log out")
@@ -152,10 +190,8 @@ class NewPassword(BaseModel):
 
 @router.put("/session/password", summary="Change one's own password (current one re-entered)")
 def set_password(body: NewPassword, request: Request, db: Db, who: User) -> dict[str, str]:
-    from cartrial.store.models import User as UserRow
-    from cartrial.store.users import change_password, verify_password
 
-    user = db.get(UserRow, who.id)
+    user = svc.own_account(db, who)
     if not verify_password(user.password_hash, body.current):
         raise svc.Invalid("the current password is wrong", {"current": "wrong password"})
     try:
@@ -204,13 +240,13 @@ def patients(
     (rel="next"/"prev") the neighbouring pages."""
     from sqlalchemy import select
 
-    from cartrial.store.models import Patient
-    from cartrial.web.pages import find_patients
-
     found = find_patients(db, who, q, page, per_page, site)
     ids = [r.patient_id for r in found.rows]
-    by_id = {p.patient_id: p for p in db.scalars(select(Patient).where(
-        Patient.patient_id.in_(ids)))} if ids else {}
+    by_id = (
+        {p.patient_id: p for p in db.scalars(select(Patient).where(Patient.patient_id.in_(ids)))}
+        if ids
+        else {}
+    )
     response.headers["X-Total-Count"] = str(found.total)
     links = []
     for rel, to in (("prev", found.page - 1), ("next", found.page + 1)):
@@ -223,7 +259,7 @@ def patients(
 
 
 @router.post("/patients", status_code=201, summary="Create a patient (study ID only)")
-def create_patient(body: PatientIn, db: Db, who: User) -> dict[str, Any]:  # type: ignore[valid-type]
+def create_patient(body: PatientIn, db: Db, who: User) -> dict[str, Any]:
     data, _ = _dump(body)
     return svc.as_dict(svc.create_patient(db, who, data))
 
@@ -236,7 +272,7 @@ def patient(patient_id: str, db: Db, who: User) -> dict[str, Any]:
     return out
 
 
-def patch_patient(patient_id: str, body: PatientPatch, db: Db, who: User) -> dict[str, Any]:  # type: ignore[valid-type]
+def patch_patient(patient_id: str, body: PatientPatch, db: Db, who: User) -> dict[str, Any]:
     data, reason = _dump(body)
     version = data.pop("version", None)
     return svc.as_dict(svc.update_patient(db, who, patient_id, data, version, reason))
@@ -266,15 +302,35 @@ def audit(
     if format == "json":
         return _json(rows, 200)
     buf = io.StringIO()
-    cols = ["id", "at", "user", "action", "table", "record_id", "patient_id", "old_values",
-            "new_values", "reason"]
+    cols = [
+        "id",
+        "at",
+        "user",
+        "action",
+        "table",
+        "record_id",
+        "patient_id",
+        "old_values",
+        "new_values",
+        "reason",
+    ]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({**r, "old_values": json.dumps(r["old_values"]),
-                    "new_values": json.dumps(r["new_values"])})
-    return Response(buf.getvalue(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="audit_{_file_safe(patient_id)}.csv"'})
+        w.writerow(
+            {
+                **r,
+                "old_values": json.dumps(r["old_values"]),
+                "new_values": json.dumps(r["new_values"]),
+            }
+        )
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit_{_file_safe(patient_id)}.csv"'
+        },
+    )
 
 
 # -- events, adverse events, observations ------------------------------------------------------
@@ -285,8 +341,9 @@ def _add_record_routes(table: str) -> None:
     body_in = RECORD_IN[table]
     body_patch = RECORD_PATCH[table]
 
-    @router.get(f"/patients/{{patient_id:path}}/{table}", summary=f"List {table}",
-                name=f"list_{table}")
+    @router.get(
+        f"/patients/{{patient_id:path}}/{table}", summary=f"List {table}", name=f"list_{table}"
+    )
     def list_(patient_id: str, db: Db, who: User) -> list[dict[str, Any]]:
         return [svc.as_dict(r) for r in svc.list_records(db, who, table, patient_id)]
 
@@ -296,8 +353,12 @@ def _add_record_routes(table: str) -> None:
 
     # postponed annotations are resolved in module globals: give the per-table model itself
     create.__annotations__["body"] = body_in
-    router.post(f"/patients/{{patient_id:path}}/{table}", status_code=201, summary=f"Add {table}",
-                name=f"create_{table}")(create)
+    router.post(
+        f"/patients/{{patient_id:path}}/{table}",
+        status_code=201,
+        summary=f"Add {table}",
+        name=f"create_{table}",
+    )(create)
 
     @router.get(f"/{table}/{{record_id}}", summary=f"One {table} record", name=f"get_{table}")
     def get(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
@@ -309,17 +370,24 @@ def _add_record_routes(table: str) -> None:
         return svc.as_dict(svc.update_record(db, who, table, record_id, data, version, reason))
 
     patch.__annotations__["body"] = body_patch
-    router.patch(f"/{table}/{{record_id}}", summary=f"Change a {table} record (needs version)",
-                 name=f"patch_{table}")(patch)
+    router.patch(
+        f"/{table}/{{record_id}}",
+        summary=f"Change a {table} record (needs version)",
+        name=f"patch_{table}",
+    )(patch)
 
-    @router.delete(f"/{table}/{{record_id}}", summary=f"Delete a {table} record (audited)",
-                   name=f"delete_{table}")
+    @router.delete(
+        f"/{table}/{{record_id}}",
+        summary=f"Delete a {table} record (audited)",
+        name=f"delete_{table}",
+    )
     def delete(record_id: RecordId, body: Reason, db: Db, who: User) -> dict[str, str]:
         svc.delete_record(db, who, table, record_id, body.version, body.reason)
         return {"detail": "deleted"}
 
-    @router.post(f"/{table}/{{record_id}}/lock", summary=f"Lock a {table} record",
-                 name=f"lock_{table}")
+    @router.post(
+        f"/{table}/{{record_id}}/lock", summary=f"Lock a {table} record", name=f"lock_{table}"
+    )
     def lock(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
         return svc.as_dict(svc.lock_record(db, who, table, record_id))
 
@@ -336,11 +404,15 @@ def assessments(patient_id: str, db: Db, who: User) -> list[dict[str, Any]]:
     return [svc.as_dict(r) for r in svc.list_records(db, who, "assessments", patient_id)]
 
 
-@router.post("/patients/{patient_id:path}/assessments", status_code=201,
-             summary="Grade CRS and ICANS (ASTCT 2019, reference only) and save")
+@router.post(
+    "/patients/{patient_id:path}/assessments",
+    status_code=201,
+    summary="Grade CRS and ICANS (ASTCT 2019, reference only) and save",
+)
 def assess(patient_id: str, body: Assess, db: Db, who: User) -> dict[str, Any]:
     data, reason = _dump(body)
     out = svc.as_dict(svc.create_assessment(db, who, patient_id, data, reason))
+    out["iechs"] = bedside.iechs_result(out.get("inputs"))
     out["note"] = "decision support, reference only: check against the ASTCT 2019 criteria"
     return out
 
@@ -358,13 +430,16 @@ def get_assessment(record_id: RecordId, db: Db, who: User) -> dict[str, Any]:
     return svc.as_dict(svc.get_record(db, who, "assessments", record_id))
 
 
-@router.patch("/assessments/{record_id}",
-              summary="Change a bedside assessment (needs version and reason; graded again)")
+@router.patch(
+    "/assessments/{record_id}",
+    summary="Change a bedside assessment (needs version and reason; graded again)",
+)
 def patch_assessment(record_id: RecordId, body: AssessPatch, db: Db, who: User) -> dict[str, Any]:
     data, reason = _dump(body)
     version = data.pop("version", None)
     rec = svc.update_assessment(db, who, record_id, data, version, reason)
     out = svc.as_dict(rec)
+    out["iechs"] = bedside.iechs_result(out.get("inputs"))
     out["note"] = "decision support, reference only: check against the ASTCT 2019 criteria"
     return out
 
@@ -375,8 +450,10 @@ def delete_assessment(record_id: RecordId, body: Reason, db: Db, who: User) -> d
     return {"detail": "deleted"}
 
 
-@router.delete("/patients/{patient_id:path}",
-               summary="Delete a patient and all their records (needs version and reason)")
+@router.delete(
+    "/patients/{patient_id:path}",
+    summary="Delete a patient and all their records (needs version and reason)",
+)
 def delete_patient(patient_id: str, body: Reason, db: Db, who: User) -> dict[str, Any]:
     counts = svc.delete_patient(db, who, patient_id, body.version, body.reason)
     return {"detail": "deleted", "deleted": counts}
@@ -384,8 +461,6 @@ def delete_patient(patient_id: str, body: Reason, db: Db, who: User) -> dict[str
 
 def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64]
-
-
 
 
 # -- data queries and signatures ------------------------------------------------------------------
@@ -413,10 +488,12 @@ def _query_dict(q: Any) -> dict[str, Any]:
     return svc.as_dict(q)
 
 
-@router.get("/queries", summary="Data queries the user may see (status: pending, open, "
-            "answered, closed)")
-def queries(db: Db, who: User, status: Literal["pending", "open", "answered", "closed"] | None
-            = None) -> list[dict[str, Any]]:
+@router.get(
+    "/queries", summary="Data queries the user may see (status: pending, open, answered, closed)"
+)
+def queries(
+    db: Db, who: User, status: Literal["pending", "open", "answered", "closed"] | None = None
+) -> list[dict[str, Any]]:
     return [_query_dict(q) for q in svc.list_queries(db, who, None, status)]
 
 
@@ -430,22 +507,33 @@ def close_query(query_id: RecordId, db: Db, who: User) -> dict[str, Any]:
     return _query_dict(svc.close_query(db, who, query_id))
 
 
-@router.post("/patients/{patient_id:path}/queries", status_code=201,
-             summary="Raise a query on a field (monitor)")
+@router.post(
+    "/patients/{patient_id:path}/queries",
+    status_code=201,
+    summary="Raise a query on a field (monitor)",
+)
 def raise_query(patient_id: str, body: NewQuery, db: Db, who: User) -> dict[str, Any]:
-    return _query_dict(svc.raise_query(db, who, patient_id, body.table, body.record_id,
-                                       body.field, body.text))
+    return _query_dict(
+        svc.raise_query(db, who, patient_id, body.table, body.record_id, body.field, body.text)
+    )
 
 
-@router.post("/patients/{patient_id:path}/sign",
-             summary="Sign a locked record (investigator; password re-entered; 21 CFR 11.200)")
+@router.post(
+    "/patients/{patient_id:path}/sign",
+    summary="Sign a locked record (investigator; password re-entered; 21 CFR 11.200)",
+)
 def sign_patient(patient_id: str, body: Signature, db: Db, who: User) -> dict[str, Any]:
     p = svc.sign_patient(db, who, patient_id, body.password)
-    return {"patient_id": p.patient_id, "signed_by": p.signed_by,
-            "signed_at": svc.as_dict(p)["signed_at"], "meaning": p.signature_meaning}
+    return {
+        "patient_id": p.patient_id,
+        "signed_by": p.signed_by,
+        "signed_at": svc.as_dict(p)["signed_at"],
+        "meaning": p.signature_meaning,
+    }
 
 
 # last: the bare patient path would otherwise match ".../events" etc. (IDs may contain "/")
 router.get("/patients/{patient_id:path}", summary="A patient with all records")(patient)
 router.patch("/patients/{patient_id:path}", summary="Change a patient (needs version)")(
-    patch_patient)
+    patch_patient
+)

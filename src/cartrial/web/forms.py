@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cartrial.cohort import vocab
+from cartrial.cohort import labels, vocab
+from cartrial.store.rules import registry_field
 from cartrial.store.validation import SPECS
 
 #: help text per field (shown under the input)
@@ -21,6 +22,19 @@ HELP = {
     "mrd_value": "fraction (0-1), e.g. 0.0001",
     "infusion_date": "CAR-T infusion date (day 0)",
     "patient_id": "study ID only: no names or birth dates",
+}
+
+
+#: display names of the trial database's tables (forms, queries, audit trail)
+TABLE_LABELS = {
+    "patients": "Patient",
+    "events": "Event",
+    "adverse_events": "Adverse event",
+    "observations": "Observation",
+    "assessments": "Bedside assessment",
+    "data_queries": "Data query",
+    "users": "User",
+    "sites": "Site",
 }
 
 
@@ -39,7 +53,6 @@ class FormField:
 def analyte_units() -> dict[str, str]:
     """analyte -> its canonical unit(s) and, where the grading field registry has it, the
     registry's help text and plausible range (the same words as the bedside form)."""
-    from cartrial.store.rules import registry_field
 
     out = {}
     for a, (_al, units) in vocab.ANALYTES.items():
@@ -62,7 +75,7 @@ def fields(table: str, names: tuple[str, ...] | None = None) -> list[FormField]:
     out = []
     for name in names or tuple(specs):
         spec = specs[name]
-        label = name.replace("_", " ")
+        label = labels.label(name)
         hint = HELP.get(name)
         if spec.kind == "vocab":
             voc = spec.vocabulary if spec.vocabulary is not None else vocab.ANALYTES

@@ -9,63 +9,51 @@ optimistic locking (stale ``version`` -> Conflict) and lock + reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from cartrial.store import rules
 from cartrial.store.audit import LockedRecordError, jsonable
 from cartrial.store.models import (
     AdverseEvent,
     Assessment,
+    AuditEntry,
     DataQuery,
     Event,
     Observation,
     Patient,
     Site,
     User,
+    Versioned,
     utcnow,
 )
-from cartrial.store.users import Principal
+from cartrial.store.users import Principal, log_event, verify_password
 from cartrial.store.validation import validate
+from cartrial.web.bedside import ICE_ITEMS, grade_assessment, parse_assessment
+from cartrial.web.errors import (  # noqa: F401  (re-exported: svc.NotFound, ...)
+    Conflict,
+    Forbidden,
+    Invalid,
+    LockedError,
+    NotFound,
+    Refused,
+    ServiceError,
+)
 
-CHILD_MODELS: dict[str, type] = {
+#: a per-patient record class (the cohort's child tables and bedside assessments)
+RecordModel = type[Event] | type[AdverseEvent] | type[Observation] | type[Assessment]
+PatientRecord = Event | AdverseEvent | Observation | Assessment
+
+CHILD_MODELS: dict[str, type[Event] | type[AdverseEvent] | type[Observation]] = {
     "events": Event,
     "adverse_events": AdverseEvent,
     "observations": Observation,
 }
 TIME_COLUMN = {"events": "day", "adverse_events": "onset_day", "observations": "day"}
-
-
-class ServiceError(Exception):
-    status = 400
-
-    def __init__(self, message: str, errors: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.errors = dict(errors or {})
-
-
-class Invalid(ServiceError):
-    status = 422
-
-
-class NotFound(ServiceError):
-    status = 404
-
-
-class Forbidden(ServiceError):
-    status = 403
-
-
-class Conflict(ServiceError):
-    status = 409
-
-
-class LockedError(ServiceError):
-    status = 409
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
@@ -97,15 +85,26 @@ def get_patient(db: Session, who: Principal, patient_id: str) -> Patient:
 def patient_for_audit(db: Session, who: Principal, patient_id: str) -> Patient | None:
     """The patient whose audit trail ``who`` asks for; None for a deleted patient whose
     trail remains (only for users who see every site); NotFound otherwise."""
-    from cartrial.store.models import AuditEntry
 
     try:
         return get_patient(db, who, patient_id)
     except NotFound:
-        if who.all_sites and db.scalar(select(AuditEntry.id).where(
-                AuditEntry.patient_id == patient_id).limit(1)) is not None:
+        if (
+            who.all_sites
+            and db.scalar(select(AuditEntry.id).where(AuditEntry.patient_id == patient_id).limit(1))
+            is not None
+        ):
             return None
         raise
+
+
+def own_account(db: Session, who: Principal) -> User:
+    """The signed-in user's own row (to re-check or change the password); Forbidden if
+    the account was removed since the session began."""
+    user = db.get(User, who.id)
+    if user is None:
+        raise Forbidden(f"the user account {who.username!r} no longer exists")
+    return user
 
 
 def _need_write(who: Principal) -> None:
@@ -146,15 +145,22 @@ def list_records(db: Session, who: Principal, table: str, patient_id: str) -> li
 
 
 def get_record(db: Session, who: Principal, table: str, record_id: int) -> Any:
-    model = _model(table)
-    rec = db.get(model, record_id)
+    rec = _fetch(db, table, record_id)
     if rec is None:
         raise NotFound(f"{table} record {record_id} not found")
     get_patient(db, who, rec.patient_id)  # site check
     return rec
 
 
-def _model(table: str) -> type:
+def _fetch(db: Session, table: str, record_id: int) -> PatientRecord | None:
+    """Record ``record_id`` of ``table`` (``db.get``: the identity map first), or None."""
+    model = _model(table)
+    rec = db.get(model, record_id)
+    # db.get returns an instance of ``model`` or None; the check narrows its static type
+    return rec if isinstance(rec, model) else None
+
+
+def _model(table: str) -> RecordModel:
     if table == "assessments":
         return Assessment
     try:
@@ -182,15 +188,16 @@ def _death_rules(
     if table == "events" and values.get("event") == "death" and day is not None:
         for name, model in CHILD_MODELS.items():
             col = getattr(model, TIME_COLUMN[name])
-            q = select(func.max(col)).where(model.patient_id == patient_id)
+            last_q = select(func.max(col)).where(model.patient_id == patient_id)
             if name == "events" and exclude is not None:
-                q = q.where(Event.id != exclude)
-            latest = db.scalar(q)
+                last_q = last_q.where(Event.id != exclude)
+            latest = db.scalar(last_q)
             if latest is not None and latest > day:
                 errors["day"] = f"{name} are recorded after this day (day {latest:g})"
                 break
-        latest = db.scalar(select(func.max(Assessment.day))
-                           .where(Assessment.patient_id == patient_id))
+        latest = db.scalar(
+            select(func.max(Assessment.day)).where(Assessment.patient_id == patient_id)
+        )
         if "day" not in errors and latest is not None and latest > day:
             errors["day"] = f"bedside assessments are recorded after this day (day {latest:g})"
     return errors
@@ -271,8 +278,10 @@ def update_record(
     if errors:
         raise Invalid(f"the {table.replace('_', ' ')} record was not changed", errors)
     if not (reason or "").strip():
-        raise Invalid("a reason for the change is required",
-                      {"reason": "required: why is the stored value changed?"})
+        raise Invalid(
+            "a reason for the change is required",
+            {"reason": "required: why is the stored value changed?"},
+        )
     for key, value in values.items():
         setattr(rec, key, value)
     _flush(db, reason)
@@ -282,13 +291,18 @@ def update_record(
 
 
 def delete_record(
-    db: Session, who: Principal, table: str, record_id: int, version: int | None,
+    db: Session,
+    who: Principal,
+    table: str,
+    record_id: int,
+    version: int | None,
     reason: str | None = None,
 ) -> None:
     rec = _record_to_change(db, who, table, record_id, version)
     if not (reason or "").strip():
-        raise Invalid("a reason for deleting is required",
-                      {"reason": "required: why is the record deleted?"})
+        raise Invalid(
+            "a reason for deleting is required", {"reason": "required: why is the record deleted?"}
+        )
     pid = rec.patient_id
     db.delete(rec)
     _flush(db, reason)
@@ -308,8 +322,10 @@ def delete_patient(
     _check_version(patient, version, "patients", patient_id)
     _refuse_locked(patient, f"patient {patient_id}")
     if not (reason or "").strip():
-        raise Invalid("a reason for deleting the patient is required",
-                      {"reason": "required: why is the patient deleted?"})
+        raise Invalid(
+            "a reason for deleting the patient is required",
+            {"reason": "required: why is the patient deleted?"},
+        )
     counts: dict[str, int] = {}
     for table in ("events", "adverse_events", "observations", "assessments"):
         rows = list(getattr(patient, table))
@@ -328,7 +344,11 @@ def delete_patient(
 
 
 def update_patient(
-    db: Session, who: Principal, patient_id: str, data: Mapping[str, Any], version: int | None,
+    db: Session,
+    who: Principal,
+    patient_id: str,
+    data: Mapping[str, Any],
+    version: int | None,
     reason: str | None = None,
 ) -> Patient:
     _need_write(who)
@@ -354,8 +374,10 @@ def update_patient(
 
 def _check_version(rec: Any, version: int | None, table: str, ident: Any) -> None:
     if version is None:
-        raise Invalid("the version of the record you edited is required",
-                      {"version": "required (optimistic locking)"})
+        raise Invalid(
+            "the version of the record you edited is required",
+            {"version": "required (optimistic locking)"},
+        )
     if version != rec.version:
         raise Conflict(
             f"{table} record {ident} was changed by someone else (you edited version "
@@ -376,8 +398,10 @@ def _flush(db: Session, reason: str | None) -> None:
     except StaleDataError:
         db.info.pop("reason", None)
         db.rollback()
-        raise Conflict("the record was changed by someone else meanwhile: reload it and apply "
-                       "your change again") from None
+        raise Conflict(
+            "the record was changed by someone else meanwhile: reload it and apply "
+            "your change again"
+        ) from None
 
 
 def _commit(db: Session, reason: str | None = None) -> None:
@@ -391,8 +415,10 @@ def _commit(db: Session, reason: str | None = None) -> None:
         raise LockedError(str(exc), {"_form": "locked"}) from None
     except StaleDataError:
         db.rollback()
-        raise Conflict("the record was changed by someone else meanwhile: reload it and apply "
-                       "your change again") from None
+        raise Conflict(
+            "the record was changed by someone else meanwhile: reload it and apply "
+            "your change again"
+        ) from None
     finally:
         db.info.pop("reason", None)
 
@@ -405,14 +431,25 @@ def lock_patient(db: Session, who: Principal, patient_id: str) -> int:
     if not who.can_lock:
         raise Forbidden(f"role {who.role} may not lock records")
     patient = get_patient(db, who, patient_id)
-    pending = db.scalar(select(func.count()).select_from(DataQuery).where(
-        DataQuery.patient_id == patient_id, DataQuery.status != "closed"))
+    pending = db.scalar(
+        select(func.count())
+        .select_from(DataQuery)
+        .where(DataQuery.patient_id == patient_id, DataQuery.status != "closed")
+    )
     if pending:
-        raise Conflict(f"patient {patient_id} has {pending} open data quer"
-                       f"{'y' if pending == 1 else 'ies'}: close them before locking")
+        raise Conflict(
+            f"patient {patient_id} has {pending} open data quer"
+            f"{'y' if pending == 1 else 'ies'}: close them before locking"
+        )
     n = 0
-    for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
-                *patient.assessments]:
+    recs: list[Versioned] = [
+        patient,
+        *patient.events,
+        *patient.adverse_events,
+        *patient.observations,
+        *patient.assessments,
+    ]
+    for rec in recs:
         if not rec.locked:
             rec.locked = True
             n += 1
@@ -436,8 +473,14 @@ def unlock_patient(db: Session, who: Principal, patient_id: str, reason: str | N
     if not reason:
         raise Invalid("a reason is required to unlock", {"reason": "required"})
     patient = get_patient(db, who, patient_id)
-    for rec in [patient, *patient.events, *patient.adverse_events, *patient.observations,
-                *patient.assessments]:
+    recs: list[Versioned] = [
+        patient,
+        *patient.events,
+        *patient.adverse_events,
+        *patient.observations,
+        *patient.assessments,
+    ]
+    for rec in recs:
         rec.locked = False
     # a signature covers the record as it was signed: unlocking for a change unsigns it
     patient.signed_by = patient.signed_at = patient.signature_meaning = None
@@ -445,154 +488,19 @@ def unlock_patient(db: Session, who: Principal, patient_id: str, reason: str | N
 
 
 # -- bedside assessment -------------------------------------------------------------------
-
-try:  # the grading layer's categorical codes are the contract for these words
-    from cartrial.grading import codes as _codes
-
-    OXYGEN = tuple(_codes.OXYGEN)
-    CONSCIOUSNESS = tuple(_codes.CONSCIOUSNESS)
-    SEIZURE = tuple(_codes.SEIZURE)
-    EDEMA = tuple(_codes.CEREBRAL_EDEMA)
-    # the form's inputs, ranges and help come from the one field registry (issue 11)
-    from cartrial.grading.fields import BEDSIDE_CRS, BEDSIDE_ICANS, form_fields
-    from cartrial.grading.fields import limits as _limits
-
-    BEDSIDE_CRS_FIELDS = form_fields(BEDSIDE_CRS)
-    BEDSIDE_ICANS_FIELDS = form_fields(BEDSIDE_ICANS)
-except ImportError:  # pragma: no cover - only while the grading layer is missing
-    OXYGEN = ("none", "blow_by", "low_flow", "high_flow", "facemask", "nonrebreather",
-              "venturi", "cpap", "bipap", "mechanical_ventilation")
-    CONSCIOUSNESS = ("alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_touch",
-                     "unarousable")
-    SEIZURE = ("none", "rapid_resolving", "nonconvulsive_resolving", "prolonged", "repetitive")
-    EDEMA = ("none", "focal", "diffuse")
-    BEDSIDE_CRS_FIELDS = BEDSIDE_ICANS_FIELDS = []
-
-    def _limits(name: str) -> tuple[float, float, bool]:
-        raise ServiceError("the grading engines (cartrial.grading) are not installed")
-ICE_ITEMS = {"ice_orientation": 4, "ice_naming": 3, "ice_commands": 1, "ice_writing": 1,
-             "ice_attention": 1}
-
-
-def parse_assessment(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Bedside form -> grading observations (keys of ``cartrial.grading``) and field errors.
-
-    The ICE score (Lee et al., BBMT 2019;25:625, Table 4) is the sum of orientation (4),
-    naming (3), following commands (1), writing (1) and attention (1); a directly given
-    ``ice_score`` is used when the items are not entered. Blank stays missing.
-    """
-    obs: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-
-    def num(key: str, lo: float, hi: float, integer: bool = False) -> float | None:
-        raw = data.get(key)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            errors[key] = f"expected a number, got {raw!r}"
-            return None
-        if not lo <= value <= hi or (integer and value != int(value)):
-            kind = "a whole number" if integer else "a number"
-            errors[key] = f"expected {kind} from {lo:g} to {hi:g}"
-            return None
-        return int(value) if integer else value
-
-    def choice(key: str, options: tuple[str, ...]) -> str | None:
-        raw = data.get(key)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        if str(raw) not in options:
-            errors[key] = f"expected one of {', '.join(options)}"
-            return None
-        return str(raw)
-
-    def yes_no(key: str) -> bool | None:
-        raw = data.get(key)
-        if raw is None or raw == "":
-            return None
-        if isinstance(raw, bool):
-            return raw
-        if str(raw).lower() in ("yes", "true", "1", "on"):
-            return True
-        if str(raw).lower() in ("no", "false", "0"):
-            return False
-        errors[key] = "expected yes or no"
-        return None
-
-    day = num("day", -60, 36500)
-    obs["temperature_c"] = num("temperature_c", *_limits("temperature_c"))
-    obs["hypotension"] = yes_no("hypotension")
-    obs["vasopressors"] = num("vasopressors", *_limits("vasopressors"))
-    obs["vasopressin"] = yes_no("vasopressin")
-    obs["oxygen"] = choice("oxygen", OXYGEN)
-    obs["o2_flow_l_min"] = num("o2_flow_l_min", *_limits("o2_flow_l_min"))
-    items = {k: num(k, 0, hi, integer=True) for k, hi in ICE_ITEMS.items()}
-    given = [v for v in items.values() if v is not None]
-    if given and len(given) < len(items):
-        for k, v in items.items():
-            if v is None and k not in errors:
-                errors[k] = "enter every ICE item, or none and the total score"
-    if len(given) == len(items):  # the ICE function (Lee 2019, Table 4), not a re-sum
-        from cartrial.grading.icans import ice_score_from_items
-
-        ice = ice_score_from_items(**{k.removeprefix("ice_"): int(v) for k, v in items.items()})
-    else:
-        ice = num("ice_score", *_limits("ice_score"))
-    obs["ice_score"] = ice
-    obs["consciousness"] = choice("consciousness", CONSCIOUSNESS)
-    obs["seizure"] = choice("seizure", SEIZURE)
-    obs["motor_weakness"] = yes_no("motor_weakness")
-    obs["cerebral_edema"] = choice("cerebral_edema", EDEMA)
-    obs["age_years"] = num("age_years", *_limits("age_years"))
-    if day is None and "day" not in errors:
-        errors["day"] = "required (days since infusion)"
-    known = {"day", "temperature_c", "hypotension", "vasopressors", "vasopressin", "oxygen",
-             "o2_flow_l_min", "ice_score", "consciousness", "seizure", "motor_weakness",
-             "cerebral_edema", "age_years", "csrf_token", "reason", *ICE_ITEMS}
-    for key in data:
-        if key not in known:
-            errors[key] = "unknown field"
-    obs["day"] = day
-    return obs, errors
-
-
-def grade_assessment(obs: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the ASTCT 2019 CRS and ICANS engines (Lee et al., BBMT 2019;25:625).
-
-    Raises Invalid with the engine's message if it rejects the input; returns the
-    grades, reasons and missing inputs. Decision support only (reference only).
-    """
-    try:
-        from cartrial.grading import grade_crs, grade_icans
-    except ImportError as exc:
-        raise ServiceError(
-            f"the grading engines (cartrial.grading) are not installed: {exc}"
-        ) from None
-    inputs = {k: v for k, v in obs.items() if k != "day" and v is not None}
-    try:
-        crs = grade_crs(inputs, system="ASTCT2019")
-        icans = grade_icans(inputs)
-    except ValueError as exc:
-        raise Invalid(f"the grading engine rejected the input: {exc}",
-                      {"_form": str(exc)}) from None
-    return {
-        "crs_system": crs.system,
-        "crs_grade": crs.grade,
-        "crs_reasons": list(crs.reasons),
-        "icans_system": icans.system,
-        "icans_grade": icans.grade,
-        "icans_reasons": list(icans.reasons),
-        "missing": sorted(set(crs.missing) | set(icans.missing)),
-    }
+# The bedside form's inputs and grading live in ``cartrial.web.bedside`` (issue 17: this
+# module keeps the records); the functions below store what it computes.
 
 
 def create_assessment(
-    db: Session, who: Principal, patient_id: str, data: Mapping[str, Any],
+    db: Session,
+    who: Principal,
+    patient_id: str,
+    data: Mapping[str, Any],
     reason: str | None = None,
 ) -> Assessment:
     """Grade a bedside assessment and store inputs and grades (audited)."""
+
     _need_write(who)
     patient = get_patient(db, who, patient_id)
     obs, errors = parse_assessment(data)
@@ -600,11 +508,14 @@ def create_assessment(
         obs["age_years"] = patient.age_years
     if errors:
         raise Invalid("the assessment was not saved: see the fields marked", errors)
-    death = db.scalar(select(Event.day).where(Event.patient_id == patient_id,
-                                              Event.event == "death"))
+    death = db.scalar(
+        select(Event.day).where(Event.patient_id == patient_id, Event.event == "death")
+    )
     if death is not None and obs["day"] is not None and obs["day"] > death:
-        raise Invalid("the assessment was not saved: see the fields marked",
-                      {"day": f"after the patient's death on day {death:g}"})
+        raise Invalid(
+            "the assessment was not saved: see the fields marked",
+            {"day": f"after the patient's death on day {death:g}"},
+        )
     grades = grade_assessment(obs)
     _refuse_locked(patient, f"patient {patient_id}")
     rec = Assessment(
@@ -615,8 +526,11 @@ def create_assessment(
         **grades,
     )
     db.add(rec)
+    # the automatic queries first (reads only), then one flush and the commit: writers
+    # hold the database's write lock for the inserts alone, not for the rules
+    with db.no_autoflush:
+        run_rules(db, patient_id, who.username, new_assessments=(rec,))
     _flush(db, reason)
-    run_rules(db, patient_id, who.username)
     _commit(db, reason)
     return rec
 
@@ -630,14 +544,19 @@ def assessment_form(rec: Assessment) -> dict[str, Any]:
 
 
 def update_assessment(
-    db: Session, who: Principal, record_id: int, data: Mapping[str, Any],
-    version: int | None, reason: str | None = None,
+    db: Session,
+    who: Principal,
+    record_id: int,
+    data: Mapping[str, Any],
+    version: int | None,
+    reason: str | None = None,
 ) -> Assessment:
     """Change the inputs of a bedside assessment and grade it again with the same engines
     as when it was saved (``grade_assessment``: ASTCT 2019, Lee et al., BBMT 2019;25:625),
-    so the stored grades always follow from the stored inputs. ``data`` holds the fields
+    so the stored grades always follow from the stored inputs (``cartrial.web.bedside``). ``data`` holds the fields
     that change (blank = now missing); the others keep their stored value. The version
     last seen and a reason are required; a locked assessment is refused."""
+
     rec = _record_to_change(db, who, "assessments", record_id, version)
     merged: dict[str, Any] = assessment_form(rec)
     if any(k in ICE_ITEMS for k in data):  # the items given: their sum replaces the total
@@ -645,18 +564,22 @@ def update_assessment(
     merged.update({k: v for k, v in data.items() if k not in ("csrf_token", "reason")})
     obs, errors = parse_assessment(merged)
     if obs.get("age_years") is None:
-        obs["age_years"] = db.scalar(select(Patient.age_years)
-                                     .where(Patient.patient_id == rec.patient_id))
+        obs["age_years"] = db.scalar(
+            select(Patient.age_years).where(Patient.patient_id == rec.patient_id)
+        )
     if not errors:
-        death = db.scalar(select(Event.day).where(Event.patient_id == rec.patient_id,
-                                                  Event.event == "death"))
+        death = db.scalar(
+            select(Event.day).where(Event.patient_id == rec.patient_id, Event.event == "death")
+        )
         if death is not None and obs["day"] is not None and obs["day"] > death:
             errors["day"] = f"after the patient's death on day {death:g}"
     if errors:
         raise Invalid("the assessment was not changed: see the fields marked", errors)
     if not (reason or "").strip():
-        raise Invalid("a reason for the change is required",
-                      {"reason": "required: why is the stored value changed?"})
+        raise Invalid(
+            "a reason for the change is required",
+            {"reason": "required: why is the stored value changed?"},
+        )
     grades = grade_assessment(obs)
     inputs = {k: v for k, v in obs.items() if v is not None}
     if inputs == rec.inputs and obs["day"] == rec.day:
@@ -675,15 +598,19 @@ def update_assessment(
 QUERY_TABLES = ("patients", "events", "adverse_events", "observations", "assessments")
 
 
-def run_rules(db: Session, patient_id: str, username: str) -> None:
+def run_rules(
+    db: Session, patient_id: str, username: str, new_assessments: Iterable[Assessment] = ()
+) -> None:
     """Re-evaluate the automatic queries of one patient (``cartrial.store.rules``), in the
     caller's transaction: a rule that fires opens a query once; a rule that stopped
     firing marks its open query answered ("resolved by correction")."""
-    from cartrial.store import rules
 
     observations = db.scalars(select(Observation).where(Observation.patient_id == patient_id))
     aes = db.scalars(select(AdverseEvent).where(AdverseEvent.patient_id == patient_id)).all()
-    assessments = db.scalars(select(Assessment).where(Assessment.patient_id == patient_id)).all()
+    assessments = [
+        *db.scalars(select(Assessment).where(Assessment.patient_id == patient_id)),
+        *new_assessments,
+    ]  # not yet flushed
     firing: dict[tuple[str, int, str], tuple[str, str]] = {}
     for o in observations:
         for rule, fld, msg in rules.observation_rules(o):
@@ -691,26 +618,45 @@ def run_rules(db: Session, patient_id: str, username: str) -> None:
     for a in aes:
         for rule, fld, msg in rules.adverse_event_rules(a, assessments):
             firing[("adverse_events", a.id, rule)] = (fld, msg)
-    existing = {(q.table_name, q.record_id, q.rule): q for q in db.scalars(
-        select(DataQuery).where(DataQuery.patient_id == patient_id, DataQuery.kind == "auto",
-                                DataQuery.status != "closed"))}
+    existing = {
+        (q.table_name, q.record_id, q.rule): q
+        for q in db.scalars(
+            select(DataQuery).where(
+                DataQuery.patient_id == patient_id,
+                DataQuery.kind == "auto",
+                DataQuery.status != "closed",
+            )
+        )
+    }
     now = utcnow()
     for key, (fld, msg) in firing.items():
         q = existing.get(key)
         if q is None:
-            db.add(DataQuery(patient_id=patient_id, table_name=key[0], record_id=key[1],
-                             field=fld, kind="auto", rule=key[2], status="open", text=msg,
-                             raised_by="system", raised_at=now))
+            db.add(
+                DataQuery(
+                    patient_id=patient_id,
+                    table_name=key[0],
+                    record_id=key[1],
+                    field=fld,
+                    kind="auto",
+                    rule=key[2],
+                    status="open",
+                    text=msg,
+                    raised_by="system",
+                    raised_at=now,
+                )
+            )
         elif q.status == "answered" and q.answered_by == "system":
             q.status, q.answer, q.answered_by, q.answered_at = "open", None, None, None
-    for key, q in existing.items():
-        if key not in firing and q.status == "open":
+    for qkey, q in existing.items():
+        if qkey not in firing and q.status == "open":
             q.status, q.answered_by, q.answered_at = "answered", "system", now
             q.answer = f"resolved by correction ({username}): the rule no longer fires"
 
 
-def list_queries(db: Session, who: Principal, patient_id: str | None = None,
-                 status: str | None = None) -> list[DataQuery]:
+def list_queries(
+    db: Session, who: Principal, patient_id: str | None = None, status: str | None = None
+) -> list[DataQuery]:
     q = select(DataQuery).join(Patient, Patient.patient_id == DataQuery.patient_id)
     if not who.all_sites:
         q = q.where(Patient.site == who.site)
@@ -731,8 +677,15 @@ def _query(db: Session, who: Principal, query_id: int) -> DataQuery:
     return q
 
 
-def raise_query(db: Session, who: Principal, patient_id: str, table: str,
-                record_id: int | None, field: str | None, text: str) -> DataQuery:
+def raise_query(
+    db: Session,
+    who: Principal,
+    patient_id: str,
+    table: str,
+    record_id: int | None,
+    field: str | None,
+    text: str,
+) -> DataQuery:
     """A monitor's manual query on a field of a record (or on the patient)."""
     if not who.can_query:
         raise Forbidden(f"role {who.role} may not raise data queries")
@@ -741,7 +694,7 @@ def raise_query(db: Session, who: Principal, patient_id: str, table: str,
     if table not in QUERY_TABLES:
         errors["table"] = f"expected one of {', '.join(QUERY_TABLES)}"
     elif table != "patients":
-        rec = db.get(_model(table), record_id) if record_id else None
+        rec = _fetch(db, table, record_id) if record_id else None
         if rec is None or rec.patient_id != patient_id:
             errors["record_id"] = f"no {table} record {record_id} of patient {patient_id}"
     text = (text or "").strip()
@@ -751,10 +704,17 @@ def raise_query(db: Session, who: Principal, patient_id: str, table: str,
         errors["text"] = "at most 2000 characters"
     if errors:
         raise Invalid("the query was not raised", errors)
-    q = DataQuery(patient_id=patient_id, table_name=table,
-                  record_id=None if table == "patients" else record_id, field=field or None,
-                  kind="manual", status="open", text=text, raised_by=who.username,
-                  raised_at=utcnow())
+    q = DataQuery(
+        patient_id=patient_id,
+        table_name=table,
+        record_id=None if table == "patients" else record_id,
+        field=field or None,
+        kind="manual",
+        status="open",
+        text=text,
+        raised_by=who.username,
+        raised_at=utcnow(),
+    )
     db.add(q)
     _commit(db)
     return q
@@ -791,8 +751,10 @@ def close_query(db: Session, who: Principal, query_id: int) -> DataQuery:
 # -- electronic signature -------------------------------------------------------------------
 
 #: the meaning of the signature, shown beside the password field (21 CFR Part 11 §11.50(a)(3))
-SIGNATURE_MEANING = ("I have reviewed the data of this patient and confirm, as investigator, "
-                     "that they are complete and accurate (review and approval)")
+SIGNATURE_MEANING = (
+    "I have reviewed the data of this patient and confirm, as investigator, "
+    "that they are complete and accurate (review and approval)"
+)
 
 
 def sign_patient(db: Session, who: Principal, patient_id: str, password: str) -> Patient:
@@ -800,7 +762,6 @@ def sign_patient(db: Session, who: Principal, patient_id: str, password: str) ->
     (a)(1): two components, user name of the session and password). The signature shows
     the signer, the time and the meaning (§11.50) and is removed by an unlock (§11.70:
     linked to the record as signed)."""
-    from cartrial.store.users import log_event, verify_password
 
     if not who.can_sign:
         raise Forbidden(f"role {who.role} may not sign records")
@@ -809,7 +770,7 @@ def sign_patient(db: Session, who: Principal, patient_id: str, password: str) ->
         raise Conflict(f"patient {patient_id} must be locked (source data verified) first")
     if patient.signed_by:
         raise Conflict(f"patient {patient_id} is already signed by {patient.signed_by}")
-    user = db.get(User, who.id)
+    user = own_account(db, who)
     if not verify_password(user.password_hash, password or ""):
         db.rollback()
         log_event(db, "sign_failed", who.username, patient_id, "wrong password")

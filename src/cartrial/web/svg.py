@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from cartrial.cohort.labels import ANALYTE_VALUES, ae_term_label, value_label
+
 GRADE_COLOURS = ("#9e9e9e", "#fdd835", "#fb8c00", "#e53935", "#8e24aa", "#000000")
 EVENT_STYLE = {
     "infusion": ("#1e88e5", "Infusion"),
@@ -57,25 +59,32 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
     for i, label in enumerate(rows):
         y = 20 + i * row_h
         parts.append(f'<text x="4" y="{y + 15}" font-size="12">{escape(label)}</text>')
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y + 11}" y2="{y + 11}" '
-                     'stroke="#eee"/>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y + 11}" y2="{y + 11}" stroke="#eee"/>'
+        )
     axis_y = 20 + row_h * len(rows)
     for tick in _ticks(lo, hi):
-        parts.append(f'<text x="{x(tick):.1f}" y="{axis_y + 14}" font-size="10" '
-                     f'text-anchor="middle">{tick:g}</text>')
-        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="16" y2="{axis_y}" '
-                     'stroke="#f3f3f3"/>')
-    parts.append(f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="16" y2="{axis_y}" '
-                 'stroke="#1e88e5" stroke-dasharray="4 3"/>')
-    parts.append(f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="#1e88e5">'
-                 'day 0 infusion</text>')
+        parts.append(
+            f'<text x="{x(tick):.1f}" y="{axis_y + 14}" font-size="10" '
+            f'text-anchor="middle">{tick:g}</text>'
+        )
+        parts.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="16" y2="{axis_y}" stroke="#f3f3f3"/>'
+        )
+    parts.append(
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="16" y2="{axis_y}" '
+        'stroke="#1e88e5" stroke-dasharray="4 3"/>'
+    )
+    parts.append(
+        f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="#1e88e5">day 0 infusion</text>'
+    )
     for e, label, colour, level in placed:
         cx = x(e.day)
         parts.append(
             f'<g class="event event-{escape(e.event)}"><title>{escape(label)} day {e.day:g}'
             f'</title><circle cx="{cx:.1f}" cy="31" r="6" fill="{colour}"/>'
             f'<text x="{cx:.1f}" y="{22 - 12 * level}" font-size="10" text-anchor="middle">'
-            f'{escape(label)}</text></g>'
+            f"{escape(label)}</text></g>"
         )
     for a in adverse_events:
         if a.onset_day is None:
@@ -87,17 +96,20 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
         grade = a.grade if a.grade is not None else 0
         colour = GRADE_COLOURS[min(max(grade, 0), 5)]
         grade_text = "?" if a.grade is None else str(a.grade)
-        label = f"{a.term} grade {grade_text}"
+        label = f"{ae_term_label(a.term)} grade {grade_text}"
+        short = a.term if a.term in AE_ROWS else ae_term_label(a.term)  # CRS, ICANS: as is
         parts.append(
             f'<g class="ae"><title>{escape(label)}, day {a.onset_day:g}–'
-            f'{"" if a.resolution_day is None else f"{a.resolution_day:g}"}</title>'
+            f"{'' if a.resolution_day is None else f'{a.resolution_day:g}'}</title>"
             f'<rect x="{x0:.1f}" y="{y}" width="{x1 - x0:.1f}" height="14" rx="3" '
             f'fill="{colour}" opacity="0.85"/>'
             f'<text x="{x0 + 2:.1f}" y="{y + 11}" font-size="10">'
-            f'{escape(a.term)} G{escape(grade_text)}</text></g>'
+            f"{escape(short)} G{escape(grade_text)}</text></g>"
         )
-    parts.append(f'<text x="{width - right}" y="{axis_y + 28}" font-size="10" '
-                 'text-anchor="end">days since CAR-T infusion</text>')
+    parts.append(
+        f'<text x="{width - right}" y="{axis_y + 28}" font-size="10" '
+        'text-anchor="end">days since CAR-T infusion</text>'
+    )
     parts.append("</g></svg>")
     return "".join(parts)
 
@@ -112,9 +124,9 @@ def _label_levels(events: Sequence[Any], x) -> list[tuple[Any, str, str, int]]:
     out = []
     ends: list[float] = []  # right edge of the last label on each level
     for e in sorted((e for e in events if e.day is not None), key=lambda e: e.day):
-        colour, label = EVENT_STYLE.get(e.event, ("#455a64", e.event))
+        colour, label = EVENT_STYLE.get(e.event, ("#455a64", value_label(e.event)))
         if e.event == "response" and e.response:
-            label = e.response
+            label = value_label(e.response)
         half = len(label) * CHAR_PX / 2 + 3
         cx = x(e.day)
         level = next((i for i, end in enumerate(ends) if cx - half >= end), len(ends))
@@ -137,7 +149,10 @@ def _ticks(lo: float, hi: float, n: int = 8) -> list[float]:
 
 
 def curves_svg(
-    series: dict[str, list[tuple[float, float]]], title: str, unit: str, width: int = 860,
+    series: dict[str, list[tuple[float, float]]],
+    title: str,
+    unit: str,
+    width: int = 860,
     height: int = 240,
 ) -> str:
     """Polylines of values over days on a log10 axis (zeros/below-LLOQ drawn at the floor)."""
@@ -160,27 +175,37 @@ def curves_svg(
         return top + (hi_v - lv) / (hi_v - lo_v) * (height - top - bottom)
 
     colours = ("#1e88e5", "#e53935", "#43a047", "#8e24aa", "#fb8c00", "#00897b")
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="curves" role="img" '
-             f'aria-label="{escape(title)}" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}">',
-             f'<text x="{left}" y="12" font-size="12">{escape(title)} ({escape(unit)}, log '
-             'scale)</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="curves" role="img" '
+        f'aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">',
+        f'<text x="{left}" y="12" font-size="12">{escape(title)} ({escape(unit)}, log '
+        "scale)</text>",
+    ]
     for e in range(lo_v, hi_v + 1):
         yy = y(10.0**e)
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" '
-                     'stroke="#eee"/><text x="4" y="{:.1f}" font-size="10">1e{}</text>'
-                     .format(yy + 3, e))
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" '
+            'stroke="#eee"/><text x="4" y="{:.1f}" font-size="10">1e{}</text>'.format(yy + 3, e)
+        )
     for t in _ticks(lo_d, hi_d):
-        parts.append(f'<text x="{x(t):.1f}" y="{height - 10}" font-size="10" '
-                     f'text-anchor="middle">{t:g}</text>')
+        parts.append(
+            f'<text x="{x(t):.1f}" y="{height - 10}" font-size="10" '
+            f'text-anchor="middle">{t:g}</text>'
+        )
     for i, (name, s) in enumerate(series.items()):
         if not s:
             continue
         colour = colours[i % len(colours)]
+        shown = ANALYTE_VALUES.get(name) or value_label(name)
         coords = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in sorted(s))
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
-                     f'points="{coords}"><title>{escape(name)}</title></polyline>')
-        parts.append(f'<text x="{width - right + 6}" y="{top + 14 * i + 10}" font-size="11" '
-                     f'fill="{colour}">{escape(name)}</text>')
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+            f'points="{coords}"><title>{escape(shown)}</title></polyline>'
+        )
+        parts.append(
+            f'<text x="{width - right + 6}" y="{top + 14 * i + 10}" font-size="11" '
+            f'fill="{colour}">{escape(shown)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -71,7 +71,7 @@ def _chain_existing_rows() -> None:
     if rows:
         _suspend_triggers(bind.dialect.name)
         for row in rows:
-            digest = row_digest(prev, row)
+            digest = row_digest(prev, row, None)  # unkeyed: sealed by chain.seal
             bind.execute(
                 sa.update(audit)
                 .where(audit.c.id == row["id"])

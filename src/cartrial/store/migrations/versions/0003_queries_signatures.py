@@ -54,7 +54,7 @@ def downgrade() -> None:
     op.drop_index("ix_data_queries_status", table_name="data_queries")
     op.drop_index("ix_data_queries_patient_id", table_name="data_queries")
     op.drop_table("data_queries")
-    with op.batch_alter_table("patients") as batch:
-        batch.drop_column("signature_meaning")
-        batch.drop_column("signed_at")
-        batch.drop_column("signed_by")
+    # plain DROP COLUMN (SQLite >= 3.35), not a batch rebuild: rebuilding ``patients`` drops
+    # the table, and with foreign keys on that deletes every child record (ON DELETE CASCADE)
+    for column in ("signature_meaning", "signed_at", "signed_by"):
+        op.drop_column("patients", column)

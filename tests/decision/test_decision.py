@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from cartrial.grading import GradingInputError
-from cartrial.response import (
+from cartrial.decision import (
     all_in_one_sct_eligibility,
     bsa_dubois,
     bsa_mosteller,
@@ -16,6 +15,7 @@ from cartrial.response import (
     management_reference,
     trial_eligibility,
 )
+from cartrial.grading import GradingInputError
 
 
 def _is_reference(a):

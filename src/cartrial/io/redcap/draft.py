@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cartrial.io.redcap import Dictionary, Field
+from cartrial.io.redcap.instruments import Dictionary, Field
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ PATIENT_MATCHERS = (
     Matcher("ethnicity", r"ethnic", ("choice",)),
 )
 #: event blocks: (event kind, words of the date field, extra columns by words)
-EVENT_DATES = (
+EVENT_DATES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("death", r"death|died|deceased", {"cause": r"cause"}),
     ("relapse", r"relapse|progression", {"cd7_status": r"cd7", "site": r"site"}),
     ("sct", r"(?<!prior )(sct|transplant|hsct)(?!.*prior)", {}),

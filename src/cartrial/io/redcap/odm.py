@@ -19,12 +19,15 @@ from __future__ import annotations
 import os
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from cartrial.cohort.errors import CohortError, Problem
 from cartrial.cohort.model import Cohort
+from cartrial.io.redcap.instruments import read_dictionary, read_repeating
+from cartrial.io.redcap.mapping import read_redcap
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 REDCAP_NS = "https://projectredcap.org"
@@ -89,7 +92,7 @@ def project_files(path: str | os.PathLike[str], folder: Path) -> dict[str, Path 
                 item = items.get(iref.get("ItemOID"))
                 if item is None or item.get(f"{r}FieldType") is None:
                     continue  # form status, DAG and survey pseudo-fields
-                name = item.get(f"{r}Variable") or item.get("Name", "")
+                name: str = item.get(f"{r}Variable") or item.get("Name") or ""
                 if name in rows or name == f"{form}_complete":
                     continue
                 rows[name] = _dictionary_row(item, name, form, codelists, o, r)
@@ -132,7 +135,7 @@ def project_files(path: str | os.PathLike[str], folder: Path) -> dict[str, Path 
         codes = glob.find(f"{r}MissingDataCodes")
         if codes is not None and (codes.text or "").strip():
             out["project_info"] = folder / "project_info.csv"
-            pd.DataFrame({"missing_data_codes": [codes.text.strip()]}).to_csv(
+            pd.DataFrame({"missing_data_codes": [(codes.text or "").strip()]}).to_csv(
                 out["project_info"], index=False
             )
     return out
@@ -255,11 +258,6 @@ def read_redcap_odm(
     The data dictionary, instrument-event mapping, repeating instruments and missing-data
     codes default to the project metadata held in the ODM file itself (``project_files``);
     files given here win."""
-    from dataclasses import replace
-
-    from cartrial.io.redcap import read_dictionary, read_repeating
-    from cartrial.io.redcap_map import read_redcap
-
     label = f"{odm_xml} (flattened)"
     with tempfile.TemporaryDirectory(prefix="cartrial-odm-") as tmp:
         meta = project_files(odm_xml, Path(tmp))

@@ -61,7 +61,7 @@ def _count(engine, model) -> int:
 
 
 def test_upgrade_creates_schema_at_head(engine):
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     upgrade(engine)  # idempotent
     assert _count(engine, Patient) == 0
 
@@ -81,8 +81,12 @@ def test_audit_written_for_create_update_delete(engine):
         s.commit()
         rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     actions = [(r.action, r.table_name) for r in rows]
-    assert actions == [("create", "patients"), ("create", "events"), ("update", "events"),
-                       ("delete", "events")]
+    assert actions == [
+        ("create", "patients"),
+        ("create", "events"),
+        ("update", "events"),
+        ("delete", "events"),
+    ]
     assert all(r.username == "nurse1" for r in rows)
     upd = rows[2]
     assert upd.old_values == {"response": "CR"} and upd.new_values == {"response": "CRi"}
@@ -175,8 +179,9 @@ def test_roundtrip_export_import_export_is_byte_identical(engine, cohort_dir, tm
     write_cohort(read_cohort(fresh), tmp_path / "x2")
     names = sorted(p.name for p in (tmp_path / "x1").iterdir())
     assert names == ["adverse_events.csv", "events.csv", "observations.csv", "patients.csv"]
-    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "x1", tmp_path / "x2", names,
-                                               shallow=False)
+    match, mismatch, errors = filecmp.cmpfiles(
+        tmp_path / "x1", tmp_path / "x2", names, shallow=False
+    )
     assert mismatch == [] and errors == [] and match == names
     fresh.dispose()
 
@@ -220,8 +225,12 @@ def test_bad_cohort_cli_import_changes_nothing(db_url, tmp_path):
     (d / "events.csv").write_text("patient_id,day,event\nP00001,10,exploded\n")
     with pytest.raises(CohortError):
         load_cohort(d)
-    r = subprocess.run([sys.executable, "-m", "cartrial", "db", "import", str(d), "--db", db_url],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "cartrial", "db", "import", str(d), "--db", db_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1
     assert "exploded" in r.stderr and "events.csv" in r.stderr
     eng = make_engine(db_url)
@@ -263,8 +272,9 @@ def test_sigkill_mid_import_leaves_database_unchanged(tmp_path):
         df.to_csv(f, index=False)
     script = tmp_path / "crash.py"
     script.write_text(CRASH_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), url, str(big)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url, str(big)], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "MIDWAY"

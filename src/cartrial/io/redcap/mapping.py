@@ -32,11 +32,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cartrial.cohort import cohort_from_frames, vocab
 from cartrial.cohort.errors import CohortError, Problem
 from cartrial.cohort.model import TABLES, Cohort
-from cartrial.io.redcap import Dictionary, RedcapExport, checkbox_column, read_export
+from cartrial.cohort.vocab import canonical
+from cartrial.io.redcap.instruments import (
+    Dictionary,
+    RedcapExport,
+    checkbox_column,
+    read_dictionary,
+    read_event_mapping,
+    read_export,
+    read_project_info,
+    read_repeating,
+)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATE_FILES = {
     "dictionary": TEMPLATES / "cd7_cart_redcap_dictionary.csv",
     "event_mapping": TEMPLATES / "cd7_cart_event_mapping.csv",
@@ -544,8 +555,6 @@ def _translate(
 
 def export_to_cohort(export: RedcapExport, mapping: Mapping, provenance: bool = True) -> Cohort:
     """Apply a mapping to a typed export and validate the result as a cohort."""
-    from cartrial.cohort import cohort_from_frames
-
     patients, pprov = _patients(export, mapping)
     frames: dict[str, pd.DataFrame | None] = {"patients": patients}
     prov: dict[str, list[dict]] = {"patients": pprov}
@@ -672,8 +681,6 @@ def read_redcap(
     table's ``source_file``/``source_row`` is the records file and its line.
     Raises ``CohortError`` (file, line, field, record and event of every problem).
     """
-    from cartrial.io.redcap import read_dictionary, read_project_info
-
     d = read_dictionary(dictionary_csv)
     mapping = load_mapping(mapping_yaml, d)
     codes = {**read_project_info(project_info), **mapping.missing_codes}
@@ -727,8 +734,6 @@ def find_export_files(folder: str | os.PathLike[str]) -> dict[str, Path | None]:
 
 
 def _vocabularies() -> list:
-    from cartrial.cohort import vocab
-
     return [
         vocab.SEX,
         vocab.PRODUCT_SOURCES,
@@ -745,8 +750,6 @@ def _vocabularies() -> list:
 
 def _choice_code(choices: dict[str, str], value: str) -> str | None:
     """The code whose label is ``value`` itself or a vocabulary spelling of it ("Female" ~ F)."""
-    from cartrial.cohort.vocab import canonical
-
     for code, lab in choices.items():
         if lab.lower() == value.lower():
             return code
@@ -757,7 +760,7 @@ def _choice_code(choices: dict[str, str], value: str) -> str | None:
     return None
 
 
-def _encode(value: object, fld, d: Dictionary) -> str:
+def _encode(value: Any, fld, d: Dictionary) -> str:
     """A typed value as the raw export writes it (choice labels -> codes)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
@@ -796,8 +799,6 @@ def cohort_to_redcap(
     [lo, hi) holds the row's day; non-repeating forms (e.g. ``outcome``) hold one row per
     record, so a second relapse or death of one patient is an error.
     """
-    from cartrial.io.redcap import read_dictionary, read_event_mapping, read_repeating
-
     d = read_dictionary(dictionary_csv or TEMPLATE_FILES["dictionary"])
     designations = read_event_mapping(
         event_mapping_csv or (TEMPLATE_FILES["event_mapping"] if dictionary_csv is None else None),
@@ -838,14 +839,14 @@ def cohort_to_redcap(
         if values:
             row[f"{form}_complete"] = "2"
 
-    def as_date(pid: str, day: object) -> object:
+    def as_date(pid: str, day: Any) -> object:
         if day is None or pd.isna(day):
             return None
         if infusion is None or pd.isna(infusion.get(pid)):
             raise ValueError(f"patient {pid}: a dated row needs patients.infusion_date")
         return infusion[pid] + pd.Timedelta(days=float(day))
 
-    def event_for(form: str, day: object) -> str:
+    def event_for(form: str, day: Any) -> str:
         evs = events_of[form]
         if not evs:
             raise ValueError(f"form {form!r} is designated for no event")
@@ -954,7 +955,7 @@ def cohort_to_redcap(
 
 
 def _unmap(
-    value: object, col: str, values: dict[str, dict[str, Any]], scale: dict[str, float]
+    value: Any, col: str, values: dict[str, dict[str, Any]], scale: dict[str, float]
 ) -> object:
     """Undo a mapping's ``scale`` and ``values`` recode for one cohort value."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):

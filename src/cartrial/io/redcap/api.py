@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from cartrial.cohort.model import Cohort
+from cartrial.io.redcap.mapping import read_redcap
 
 INSTALL_HINT = (
     "read_redcap_api needs the optional package PyCap: pip install PyCap "
@@ -34,8 +35,6 @@ def read_redcap_api(
     url: str, token: str, mapping_yaml: str | os.PathLike[str] | None = None
 ) -> Cohort:
     """Import a REDCap project over its API as a validated ``Cohort`` (needs PyCap)."""
-    from cartrial.io.redcap_map import read_redcap
-
     project = _project(url, token)
     with tempfile.TemporaryDirectory(prefix="cartrial-redcap-") as tmp:
         folder = Path(tmp)

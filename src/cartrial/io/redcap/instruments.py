@@ -221,6 +221,18 @@ def checkbox_column(field_name: str, code: str) -> str:
     return f"{field_name}___{str(code).strip().lower().replace('-', '_')}"
 
 
+MISSING_COLUMNS = [
+    "record",
+    "event",
+    "instrument",
+    "instance",
+    "field",
+    "code",
+    "label",
+    "source_row",
+]
+
+
 @dataclass
 class RedcapExport:
     """What ``read_export`` returns: typed instruments plus the metadata needed to map them."""
@@ -235,18 +247,6 @@ class RedcapExport:
     repeating: set[tuple[str, str]] = field(default_factory=set)  # (event, form); form "" = event
     #: one row per cell read as missing because it held a missing-data code or a query
     missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MISSING_COLUMNS))
-
-
-MISSING_COLUMNS = [
-    "record",
-    "event",
-    "instrument",
-    "instance",
-    "field",
-    "code",
-    "label",
-    "source_row",
-]
 
 
 # --------------------------------------------------------------------------- reading files

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -14,9 +13,9 @@ from cartrial.examples.simulate import (
     DOSE_LEVELS,
     simulate_cohort,
     simulate_tables,
-    stein_profile,
     write_simulated_cohort,
 )
+from cartrial.grading import derive_episodes, grade_daily
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +44,9 @@ def test_same_seed_same_files_other_seed_differs(written: Path, tmp_path: Path) 
     for name in ("patients", "events", "adverse_events", "observations"):
         assert (again / f"{name}.csv").read_bytes() == (written / f"{name}.csv").read_bytes()
     other = simulate_tables(60, 2)
-    assert not other["patients"]["age_years"].equals(simulate_tables(60, 1)["patients"]["age_years"])
+    assert not other["patients"]["age_years"].equals(
+        simulate_tables(60, 1)["patients"]["age_years"]
+    )
 
 
 def test_write_refuses_non_empty_folder_unless_overwrite(tmp_path: Path) -> None:
@@ -119,14 +120,28 @@ def test_kinetics_peak_and_lloq(tables) -> None:
         assert ((k["v"] == 0) | (k["v"] >= k["lloq"])).all()  # BLQ reported as 0
         peak_day = k.sort_values("v").groupby("patient_id")["day"].last()
         assert peak_day.between(7, 21).mean() >= 0.8  # peak usually day 7-20
-    assert set(obs.loc[obs["analyte"] == "cart_qpcr", "day"]) == {0, 4, 7, 10, 14, 21, 28, 60, 90,
-                                                                  180}
+    assert set(obs.loc[obs["analyte"] == "cart_qpcr", "day"]) == {
+        0,
+        4,
+        7,
+        10,
+        14,
+        21,
+        28,
+        60,
+        90,
+        180,
+    }
 
 
 def test_cd7_positive_t_cells_vanish_cd7_negative_recover(written: Path) -> None:
     obs = load_cohort(written).observations
-    med = (obs[obs["analyte"].isin(["cd7_t", "cd7neg_t", "cd7_nk"])]
-           .groupby(["analyte", "day"])["value"].median().unstack())
+    med = (
+        obs[obs["analyte"].isin(["cd7_t", "cd7neg_t", "cd7_nk"])]
+        .groupby(["analyte", "day"])["value"]
+        .median()
+        .unstack()
+    )
     assert med.loc["cd7_t", 14] < 0.02 * med.loc["cd7_t", -7]  # gone within ~2 weeks
     assert med.loc["cd7_nk", 14] < 0.05 * med.loc["cd7_nk", -7]
     assert med.loc["cd7neg_t", 180] > 2 * med.loc["cd7neg_t", 7]  # slow recovery
@@ -134,34 +149,23 @@ def test_cd7_positive_t_cells_vanish_cd7_negative_recover(written: Path) -> None
 
 def test_cd7_analytes_survive_loading(written: Path) -> None:
     obs = load_cohort(written).observations
-    assert {"cd7_t", "cd7_nk", "cd7neg_t", "cd7neg_nk", "cd3", "nk", "cd19_b"} <= set(obs["analyte"])
+    assert {"cd7_t", "cd7_nk", "cd7neg_t", "cd7neg_nk", "cd3", "nk", "cd19_b"} <= set(
+        obs["analyte"]
+    )
     per_day = obs.groupby(["patient_id", "analyte", "day"]).size()
     assert (per_day == 1).all()  # one value per patient, analyte and day
 
 
 def test_bedside_observations_regrade_to_the_recorded_crs_icans() -> None:
-    episodes = pytest.importorskip("cartrial.grading.episodes")
     cohort = simulate_cohort(20, 3)
-    daily = episodes.grade_daily(cohort.observations, terms=("CRS", "ICANS"),
-                                 patients=cohort.patients)
-    derived = episodes.derive_episodes(daily)
+    daily = grade_daily(cohort.observations, terms=("CRS", "ICANS"), patients=cohort.patients)
+    derived = derive_episodes(daily)
     recorded = cohort.adverse_events[cohort.adverse_events["term"].isin(["CRS", "ICANS"])]
     rec_max = recorded.groupby(["patient_id", "term"])["grade"].max().astype(int)
     der_max = derived.groupby(["patient_id", "term"])["grade"].max().astype(int)
     assert len(rec_max) > 5
     as_dict = lambda s: {(str(p), str(t)): int(g) for (p, t), g in s.items()}  # noqa: E731
     assert as_dict(rec_max) == as_dict(der_max)
-
-
-def test_stein_profile_matches_the_closed_form() -> None:
-    # KINETICS.md: rho = ln(foldx)/Tmax, C(Tmax) = Cmax, C(0) = Cmax/foldx
-    c = stein_profile(np.array([0.0, 9.3, 20.0]), np.array([24000.0]), np.array([9.3]), 3900.0,
-                      np.array([0.16]), 0.0079, 0.0032)[0]
-    assert c[0] == pytest.approx(24000 / 3900)
-    assert c[1] == pytest.approx(24000)
-    dt = 20 - 9.3
-    assert c[2] == pytest.approx((1 - 0.0079) * 24000 * np.exp(-0.16 * dt)
-                                 + 0.0079 * 24000 * np.exp(-0.0032 * dt))
 
 
 def test_cli_simulate(tmp_path: Path) -> None:
