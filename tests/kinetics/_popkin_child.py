@@ -107,13 +107,13 @@ def report_case() -> dict:
     sec = kinetics_section(cohort, fit_model=False, population_model=True, population_options=opts)
     return {
         "patients": sorted(patients["patient_id"]),
-        "individual_ids": sec["population_individual"]["patient_id"].tolist(),
-        "covariates": sec["population_covariates"]["covariate"].tolist(),
-        "figures": sorted(sec["figures"]),
-        "notes": [str(n) for n in sec["notes"]],
-        "n_typical": len(sec["population_typical"]),
+        "individual_ids": sec.population_individual["patient_id"].tolist(),
+        "covariates": sec.population_covariates["covariate"].tolist(),
+        "figures": sorted(sec.figures),
+        "notes": [str(n) for n in sec.notes],
+        "n_typical": len(sec.population_typical),
         "tables_are_frames": all(
-            isinstance(sec[k], pd.DataFrame)
+            isinstance(getattr(sec, k), pd.DataFrame)
             for k in ("population_typical", "population_variability", "population_individual")
         ),
     }

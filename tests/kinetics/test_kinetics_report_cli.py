@@ -50,23 +50,23 @@ def test_kinetics_section_tables_and_figures():
 
     obs = _observations()
     sec = kinetics_section(_cohort(obs), group="dose_level")
-    nca_t = sec["nca_table"]
+    nca_t = sec.nca_table
     assert len(nca_t) == 6 and set(nca_t["analyte"]) == {"cart_qpcr"}
     p3 = obs.loc[(obs["patient_id"] == "P3") & (obs["analyte"] == "cart_qpcr")]
     ref = nca(p3["day"], p3["value"], lloq=20.0)
     assert nca_t.set_index("patient_id").loc["P3", "auc_0_28"] == pytest.approx(ref["auc_0_28"])
-    s = sec["nca_summary"]
+    s = sec.nca_summary
     assert set(s["dose_level"]) == {"low", "high"}
     cmax_low = s.loc[(s["dose_level"] == "low") & (s["parameter"] == "cmax"), "median"].iloc[0]
     assert cmax_low == pytest.approx(nca_t.loc[nca_t["dose_level"] == "low", "cmax"].median())
-    assert len(sec["model_table"]) == 6 and sec["model_table"]["estimable"].all()
-    rec = sec["reconstitution_table"]
+    assert len(sec.model_table) == 6 and sec.model_table["estimable"].all()
+    rec = sec.reconstitution_table
     assert set(rec["analyte"]) == {"cd3"}
     # P3 is 12 years old: paediatric band 12–18 y (lower limit 1000), adults 700
     assert rec.set_index("patient_id").loc["P3", "threshold"] == 1000
     assert rec.set_index("patient_id").loc["P0", "threshold"] == 700
-    assert not sec["recovery_incidence"].empty
-    figs = sec["figures"]
+    assert not sec.recovery_incidence.empty
+    figs = sec.figures
     assert {
         "cart_qpcr_spaghetti",
         "cart_qpcr_median_iqr",
@@ -74,15 +74,15 @@ def test_kinetics_section_tables_and_figures():
         "reconstitution_panels",
     } <= set(figs)
     assert all(isinstance(f, Figure) for f in figs.values())
-    assert any("BLQ" in n for n in sec["notes"])
+    assert any("BLQ" in n for n in sec.notes)
 
 
 def test_kinetics_section_without_observations_is_empty_with_a_note():
     from cartrial.kinetics.report import kinetics_section
 
     sec = kinetics_section(_cohort())
-    assert sec["nca_table"].empty and sec["model_table"].empty and sec["figures"] == {}
-    assert sec["notes"] == ["no CAR-T kinetics or lymphocyte-subset observations in this cohort"]
+    assert sec.nca_table.empty and sec.model_table.empty and sec.figures == {}
+    assert sec.notes == ["no CAR-T kinetics or lymphocyte-subset observations in this cohort"]
 
 
 def _app() -> typer.Typer:

@@ -116,9 +116,9 @@ def test_persistence_footnote_states_the_windows_and_reaches_the_report_notes():
     obs = _obs("A", [0, 7, 28, 90, 180, 365], [0, 5000, 900, 300, 120, 60])
     cohort = Cohort(patients=pd.DataFrame({"patient_id": ["A"]}), observations=obs)
     sec = kinetics_section(cohort, fit_model=False, figures=False)
-    assert text in sec["notes"]
-    assert any("PKNCA's default" in n for n in sec["notes"])
-    pers = sec["persistence"].set_index("landmark_days")
+    assert text in sec.notes
+    assert any("PKNCA's default" in n for n in sec.notes)
+    pers = sec.persistence.set_index("landmark_days")
     assert pers.loc[182.6, "n_evaluable"] == 1 and pers.loc[182.6, "n_detectable"] == 1
 
 
@@ -300,7 +300,7 @@ def test_blq_text_is_understood_as_blq_with_the_rule_stated():
     from cartrial.kinetics.report import kinetics_section
 
     cohort = Cohort(patients=pd.DataFrame({"patient_id": ["P1"]}), observations=text)
-    notes = kinetics_section(cohort, fit_model=False, figures=False)["notes"]
+    notes = kinetics_section(cohort, fit_model=False, figures=False).notes
     assert any(
         n.startswith("3 value(s) given as text were read as BLQ; rule: below-LLOQ text")
         for n in notes

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cartrial.cohort import load_cohort
+from cartrial.kinetics.report import KineticsSection
 from cartrial.report.build import kinetics_part, kinetics_title
 from cartrial.report.settings import SettingsError, settings_from_mapping
 from cartrial.report.writer import can_fork
@@ -21,12 +22,22 @@ def fake_section(monkeypatch):
 
     def section(cohort, **kwargs):
         calls.update(kwargs)
-        out = {"notes": ["population model settings: seed 0"], "figures": {}}
+        empty = pd.DataFrame()
+        out = KineticsSection(
+            empty,
+            empty,
+            empty,
+            empty,
+            empty,
+            empty,
+            figures={},
+            notes=["population model settings: seed 0"],
+        )
         if kwargs.get("population_model"):
-            out["population_typical"] = pd.DataFrame(
+            out.population_typical = pd.DataFrame(
                 {"parameter": ["cmax"], "median": [1e5], "ci_low": [5e4], "ci_high": [2e5]}
             )
-            out["population_covariates"] = pd.DataFrame(
+            out.population_covariates = pd.DataFrame(
                 {"covariate": ["dose_level=high"], "median": [0.4]}
             )
         return out

@@ -342,15 +342,6 @@ def create_user_in(engine, name, site):
         s.commit()
 
 
-def _grading_available() -> bool:
-    try:
-        from cartrial.grading import grade_crs, grade_icans  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _grading_available(), reason="cartrial.grading.grade_crs not present yet")
 def test_bedside_assessment_grades_and_saves(env):
     """Hand-worked ASTCT 2019 (Lee et al. 2019, Tables 2 and 4): fever 39.2 °C with
     hypotension needing one vasopressor -> CRS grade 3; ICE 4+3+1+1+0 = 9 but awakens only

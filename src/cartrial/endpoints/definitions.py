@@ -210,7 +210,6 @@ def _parse_kind(value: Any, where: str, event_words: Iterable[str]) -> EventKind
             raise DefinitionError(
                 f"{where}: expected {{ae: TERM, min_grade: G}}, found keys {sorted(value)}"
             )
-        from cartrial.cohort import vocab
 
         term = vocab.canonical(value["ae"], vocab.AE_TERMS)
         if term is None:
@@ -226,7 +225,6 @@ def _parse_kind(value: Any, where: str, event_words: Iterable[str]) -> EventKind
         word = value.strip().lower()
         if word in BUILTIN_KINDS:
             return word
-        from cartrial.cohort import vocab
 
         kind = vocab.canonical(word, vocab.EVENTS)
         if kind is None or kind not in set(event_words):

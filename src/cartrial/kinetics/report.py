@@ -1,6 +1,6 @@
 """The kinetics section of the trial report: tables and figures from one ``Cohort``.
 
-``kinetics_section(cohort)`` returns a dict the report layer renders:
+``kinetics_section(cohort)`` returns a ``KineticsSection`` the report layer renders:
 
 * ``nca_table`` — NCA per patient and CAR-T analyte (qPCR copies/µg and flow cells/µL are
   analysed separately, never pooled);
@@ -22,7 +22,8 @@ A cohort without kinetics observations gives empty tables, no figures and a note
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cartrial.kinetics import figures as F
 from cartrial.kinetics._obs import BLQ_TEXT_RULE, canonical_analytes
@@ -42,9 +43,65 @@ from cartrial.kinetics.reconstitution import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
     from cartrial.cohort.model import Cohort
 
 CART_ANALYTES = ("cart_qpcr", "cart_flow")
+
+
+@dataclass
+class KineticsSection:
+    """The kinetics part of the report, typed (the tables listed in the module docstring;
+    a population-model table is None unless that model was fitted)."""
+
+    nca_table: pd.DataFrame
+    nca_summary: pd.DataFrame
+    persistence: pd.DataFrame
+    model_table: pd.DataFrame
+    reconstitution_table: pd.DataFrame
+    recovery_incidence: pd.DataFrame
+    figures: dict[str, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    population_typical: pd.DataFrame | None = None
+    population_variability: pd.DataFrame | None = None
+    population_covariates: pd.DataFrame | None = None
+    population_individual: pd.DataFrame | None = None
+    #: the population fit itself (``population.PopulationFit``), for diagnostics
+    population_fit: Any = None
+
+    #: the tables in report order
+    TABLES: ClassVar[tuple[str, ...]] = (
+        "nca_summary",
+        "nca_table",
+        "persistence",
+        "model_table",
+        "population_typical",
+        "population_variability",
+        "population_covariates",
+        "population_individual",
+        "recovery_incidence",
+        "reconstitution_table",
+    )
+
+    @classmethod
+    def of(cls, parts: Mapping[str, Any]) -> KineticsSection:
+        """From the named parts built by ``kinetics_section`` (unknown names refused)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(parts) - names - {"population_figures"}
+        if unknown:
+            raise ValueError(f"not parts of the kinetics section: {sorted(unknown)}")
+        return cls(**{k: v for k, v in parts.items() if k in names})
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables that were made (population-model ones only when fitted), in order."""
+        out = {}
+        for name in self.TABLES:
+            table = getattr(self, name)
+            if table is not None:
+                out[name] = table
+        return out
 
 
 def kinetics_section(
@@ -59,7 +116,7 @@ def kinetics_section(
     persistence_windows: Mapping[float, float] | None = None,
     population_model: bool = False,
     population_options: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> KineticsSection:
     """Tables and figures of CAR-T kinetics and immune reconstitution for ``cohort``.
 
     ``group``: a patients column (e.g. ``dose_level``) to summarise and plot by.
@@ -92,7 +149,7 @@ def kinetics_section(
     recon_analytes = [a for a in RECONSTITUTION_ANALYTES if a in present]
     if not cart and not recon_analytes:
         notes.append("no CAR-T kinetics or lymphocyte-subset observations in this cohort")
-        return out
+        return KineticsSection.of(out)
     if group and group not in patients.columns:
         notes.append(f"group column {group!r} not in patients: not grouped")
         group = None
@@ -161,7 +218,7 @@ def kinetics_section(
     if figures:
         out["figures"] = _figures(obs, patients, cart, recon_analytes, out["nca_table"], group)
         out["figures"].update(out.pop("population_figures", {}))
-    return out
+    return KineticsSection.of(out)
 
 
 def _population_part(

@@ -17,10 +17,12 @@ import pandas as pd
 
 from cartrial.cohort.units import DAYS_PER_MONTH
 from cartrial.report.document import SYNTHETIC_LABEL, time_axis_label
+from cartrial.report.labels import fmt_p, value_label
 from cartrial.report.palette import (
     BLUE,
     GREEN,
     GREY,
+    NEUTRAL,
     ORANGE,
     PALETTE,
     PURPLE,
@@ -30,7 +32,7 @@ from cartrial.report.palette import (
     YELLOW,
 )
 from cartrial.report.settings import ReportSettings
-from cartrial.report.tables import _vocab_order
+from cartrial.report.tables import _level_order, _vocab_order
 from cartrial.stats import cumulative_incidence, gray_test, kaplan_meier
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,8 +146,6 @@ def _risk_rows(ax, ax_h: float, labels: list[str], ticks, counts: list, colours:
 
 def _p_text(ax, name: str, p_value: float | None) -> None:
     if p_value is not None and np.isfinite(p_value):
-        from cartrial.report.labels import fmt_p
-
         ptxt = fmt_p(p_value)
         rel = f"< {ptxt[1:]}" if ptxt.startswith("<") else f"= {ptxt}"
         ax.text(0.98, 0.96, f"{name} p {rel}", transform=ax.transAxes, ha="right", va="top")
@@ -360,9 +360,6 @@ def cif_figure(
     if groups is None:
         series = [("All patients", np.ones(t.size, dtype=bool))]
     else:
-        from cartrial.report.labels import value_label
-        from cartrial.report.tables import _level_order
-
         g = pd.Series(groups, dtype=object)
         series = [(value_label(lv), (g == lv).to_numpy()) for lv in _level_order(g)]
     k = len(series)
@@ -549,7 +546,7 @@ def forest_figure(cox: pd.DataFrame, settings: ReportSettings, name: str, title:
 MARKERS = {
     "CR/CRi": dict(marker="o", color=GREEN, mfc=GREEN),
     "PR": dict(marker="o", color=SKY_BLUE, mfc="white"),
-    "NR": dict(marker="s", color="#7f7f7f", mfc="white"),
+    "NR": dict(marker="s", color=NEUTRAL, mfc="white"),
     "SCT": dict(marker="^", color=BLUE, mfc=BLUE),
     "relapse CD7−": dict(marker="v", color=VERMILION, mfc="white"),
     "relapse CD7+": dict(marker="v", color=VERMILION, mfc=VERMILION),

@@ -28,14 +28,11 @@ def kinetics_part(cohort: Cohort, settings: ReportSettings) -> SectionOutput:
     """The kinetics section (``cartrial.kinetics.report.kinetics_section``) as a typed
     ``SectionOutput``: titled tables, captioned figures (section "kinetics") and notes."""
 
-    section = (
-        kinetics_section(
-            cohort,
-            group=settings.group,
-            fit_model=settings.kinetics_model_fit,
-            population_model=settings.kinetics_population_model,
-        )
-        or {}
+    section = kinetics_section(
+        cohort,
+        group=settings.group,
+        fit_model=settings.kinetics_model_fit,
+        population_model=settings.kinetics_population_model,
     )
     titles = {
         "nca_summary": "CAR-T kinetics, non-compartmental analysis: summary",
@@ -51,9 +48,9 @@ def kinetics_part(cohort: Cohort, settings: ReportSettings) -> SectionOutput:
         "reconstitution_table": "Immune reconstitution per patient",
     }
     tables = []
-    for key, title in titles.items():
-        df = section.get(key)
-        if isinstance(df, pd.DataFrame) and not df.empty:
+    for key, df in section.tables().items():
+        title = titles[key]
+        if not df.empty:
             df = df.reset_index(drop=True)
             tables.append(
                 TableItem(
@@ -68,14 +65,14 @@ def kinetics_part(cohort: Cohort, settings: ReportSettings) -> SectionOutput:
                 )
             )
     figs = []
-    for name, fig in (section.get("figures") or {}).items():
+    for name, fig in section.figures.items():
         safe = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name))
         drawn = Drawn(f"kinetics_{safe}", kinetics_title(str(name)), fig)
         if str(name).endswith("_spaghetti"):
             sample_spaghetti(drawn, cohort, str(name).removesuffix("_spaghetti"), settings)
         kinetics_layout(str(name), drawn.fig)
         figs.append(drawn)
-    notes = [str(n) for n in section.get("notes", [])] if isinstance(section, dict) else []
+    notes = [str(n) for n in section.notes]
     return SectionOutput(tables=tables, figures=[("kinetics", f) for f in figs], notes=notes)
 
 

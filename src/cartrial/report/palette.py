@@ -24,12 +24,33 @@ PALETTE = (BLUE, VERMILION, GREEN, PURPLE, ORANGE, SKY_BLUE, YELLOW, BLACK)
 SYNTHETIC_RED = "#b3261e"
 #: neutral text and guide lines
 GREY = "#333333"
+#: neutral marks: no response, last contact, a grade-0 bar
+NEUTRAL = "#7f7f7f"
+
+#: the course events, as the swimmer plot (report) and the patient timeline (web) draw them
+EVENT_COLOURS = {
+    "infusion": SKY_BLUE,
+    "response": GREEN,
+    "sct": BLUE,
+    "relapse": VERMILION,
+    "progression": VERMILION,
+    "death": BLACK,
+    "new_therapy": PURPLE,
+    "last_contact": NEUTRAL,
+    "lost_to_followup": NEUTRAL,
+    "withdrawal": NEUTRAL,
+}
+#: adverse-event bars by grade 0-5 (neutral, then yellow → orange → vermilion → purple → black)
+GRADE_COLOURS = (NEUTRAL, YELLOW, ORANGE, VERMILION, PURPLE, BLACK)
 
 __all__ = [
     "BLACK",
     "BLUE",
+    "EVENT_COLOURS",
+    "GRADE_COLOURS",
     "GREEN",
     "GREY",
+    "NEUTRAL",
     "ORANGE",
     "PALETTE",
     "PURPLE",

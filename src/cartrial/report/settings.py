@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from cartrial.cohort.units import DAYS_PER_MONTH
+from cartrial.design.dlt import parse_dose
 from cartrial.endpoints import EndpointOptions
 from cartrial.endpoints.definitions import DefinitionError, load_definitions
 from cartrial.endpoints.response import RESPONSE_RANK
@@ -333,8 +334,6 @@ def design_settings(value: Any) -> dict[str, Any]:
         try:
             v = float(x)  # YAML reads 5e5 (no dot) as text
         except (TypeError, ValueError):
-            from cartrial.design.dlt import parse_dose
-
             parsed = parse_dose(x) if isinstance(x, str) else None
             if parsed is None:
                 raise bad("doses", x, "a dose in cells/kg such as 5e5 or 1e6") from None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select
 
 from cartrial.cohort import cohort_from_frames
@@ -43,15 +44,10 @@ def _py(value: Any) -> Any:
     """A plain Python value for the database/JSON (NA -> None, Timestamp -> date)."""
     if value is None:
         return None
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-        if isinstance(value, pd.Timestamp):
-            return value.date() if value == value.normalize() else value.isoformat()
-    except ImportError:  # pragma: no cover
-        pass
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date() if value == value.normalize() else value.isoformat()
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cartrial.cohort import vocab
+from cartrial.grading.fields import FIELDS
 
 #: (analyte, unit) -> (low, high); outside means "please confirm"
 PLAUSIBLE: dict[tuple[str, str], tuple[float, float]] = {
@@ -54,10 +55,6 @@ def registry_field(analyte: str, unit: str | None = None):
     or ``<analyte>_<unit>`` (crp in mg/L -> ``crp_mg_l``), only when the units agree."""
     import re
 
-    try:
-        from cartrial.grading.fields import FIELDS
-    except ImportError:  # pragma: no cover - grading layer absent
-        return None
     aliases, units = vocab.ANALYTES.get(analyte, ((), None))
     if unit is None and units and len(units) == 1:
         unit = next(iter(units))

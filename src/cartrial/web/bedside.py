@@ -27,7 +27,7 @@ from typing import Any
 from cartrial.cohort.tables import MAX_DAY
 from cartrial.cohort.vocab import _key, analyte_lookup
 from cartrial.grading import codes as _codes
-from cartrial.grading import grade_iechs
+from cartrial.grading import grade_crs, grade_icans, grade_iechs
 from cartrial.grading.core import GradingInputError, parse_value
 from cartrial.grading.fields import (
     BEDSIDE_CRS,
@@ -38,8 +38,9 @@ from cartrial.grading.fields import (
     form_fields,
 )
 from cartrial.grading.fields import limits as _limits
+from cartrial.grading.icans import ice_score_from_items
 from cartrial.grading.risk import DEFAULT_WINDOW, car_hematotox, easix
-from cartrial.web.errors import Invalid, ServiceError
+from cartrial.web.errors import Invalid
 
 __all__ = [
     "BEDSIDE_CRS_FIELDS",
@@ -169,8 +170,6 @@ def parse_assessment(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
                 errors[k] = "enter every ICE item, or none and the total score"
     ice: float | None
     if len(given) == len(items):  # the ICE function (Lee 2019, Table 4), not a re-sum
-        from cartrial.grading.icans import ice_score_from_items
-
         ice = ice_score_from_items(**{k.removeprefix("ice_"): int(v) for k, v in given.items()})
     else:
         ice = num("ice_score", *_limits("ice_score"))
@@ -218,12 +217,6 @@ def grade_assessment(obs: Mapping[str, Any]) -> dict[str, Any]:
     inputs are checked here too (``iechs_result``), so that an assessment whose IEC-HS
     entries contradict each other is not saved. Decision support only (reference only).
     """
-    try:
-        from cartrial.grading import grade_crs, grade_icans
-    except ImportError as exc:  # pragma: no cover - the grading layer is part of cartrial
-        raise ServiceError(
-            f"the grading engines (cartrial.grading) are not installed: {exc}"
-        ) from None
     inputs = {k: v for k, v in obs.items() if k != "day" and k not in _IECHS_ONLY and v is not None}
     try:
         crs = grade_crs(inputs, system="ASTCT2019")

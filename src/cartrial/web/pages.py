@@ -12,16 +12,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cartrial.cohort import CohortError
+from cartrial.design.escalation import BOIN, CRM, ThreePlusThree, crm_skeleton
+from cartrial.design.monitor import dsmb_summary, next_dose_recommendation
 from cartrial.grading.fields import FormField as InputField
 from cartrial.store.audit import audit_for_patient
 from cartrial.store.chain import verify
 from cartrial.store.cohort_io import read_cohort
 from cartrial.store.database import KeyMissing
-from cartrial.store.models import ROLES, AuditEntry, Patient, Site, User
+from cartrial.store.models import ROLES, AuditEntry, Patient, Site, User, WebSession
 from cartrial.store.users import (
     LoginRefused,
     Principal,
     create_user,
+    ensure_site,
     generate_password,
     hash_password,
     log_event,
@@ -117,8 +120,6 @@ async def logout(request: Request, db: Db) -> Response:
     check_csrf(request, form.get("csrf_token"))
     who = session_user(request, db)
     if who is not None:
-        from cartrial.store.users import log_event
-
         log_event(db, "logout", who.username, client_address(request))
     end_session(request, db)
     return login_redirect()
@@ -1140,8 +1141,6 @@ async def users_action(request: Request, db: Db, who: PageUser) -> Response:
     shown = None
     try:
         if action == "site":  # a site: code (the one rule) and display name
-            from cartrial.store.models import Site
-
             code, name = form.get("code", "").strip(), form.get("name", "").strip()[:200]
             if site_problem(code):
                 raise ValueError(site_problem(code))
@@ -1174,8 +1173,6 @@ async def users_action(request: Request, db: Db, who: PageUser) -> Response:
                 if not user.active:  # end their sessions now
                     from sqlalchemy import delete
 
-                    from cartrial.store.models import WebSession
-
                     db.execute(delete(WebSession).where(WebSession.user_id == user.id))
             elif action == "reset":
                 password = generate_password()
@@ -1191,8 +1188,6 @@ async def users_action(request: Request, db: Db, who: PageUser) -> Response:
                 if site_code and site_problem(site_code):
                     raise ValueError(site_problem(site_code))
                 if site_code:
-                    from cartrial.store.users import ensure_site
-
                     ensure_site(db, site_code)
                 user.role, user.site = role, site_code
             else:
@@ -1261,9 +1256,6 @@ def design_page(request: Request, db: Db, who: PageUser) -> Response:
     params, parsed, error = _design_params(dict(request.query_params))
     rec = dsmb = None
     if parsed is not None:
-        from cartrial.design.escalation import BOIN, CRM, ThreePlusThree, crm_skeleton
-        from cartrial.design.monitor import dsmb_summary, next_dose_recommendation
-
         k = len(parsed["doses"])
         design = {
             "BOIN": lambda: BOIN(parsed["target"], k, cohort_size=parsed["size"]),

@@ -12,20 +12,25 @@ from html import escape
 from typing import Any
 
 from cartrial.cohort.labels import ANALYTE_VALUES, ae_term_label, value_label
+from cartrial.report.palette import EVENT_COLOURS, GRADE_COLOURS, NEUTRAL
 
-GRADE_COLOURS = ("#9e9e9e", "#fdd835", "#fb8c00", "#e53935", "#8e24aa", "#000000")
+#: event marker (colour, label): colours from the report's palette (one palette)
 EVENT_STYLE = {
-    "infusion": ("#1e88e5", "Infusion"),
-    "response": ("#43a047", "Response"),
-    "sct": ("#3949ab", "SCT"),
-    "relapse": ("#e53935", "Relapse"),
-    "progression": ("#e53935", "Progression"),
-    "death": ("#000000", "Death"),
-    "new_therapy": ("#6d4c41", "New therapy"),
-    "last_contact": ("#757575", "Last contact"),
-    "lost_to_followup": ("#757575", "Lost to follow-up"),
-    "withdrawal": ("#757575", "Withdrawal"),
+    kind: (EVENT_COLOURS[kind], label)
+    for kind, label in (
+        ("infusion", "Infusion"),
+        ("response", "Response"),
+        ("sct", "SCT"),
+        ("relapse", "Relapse"),
+        ("progression", "Progression"),
+        ("death", "Death"),
+        ("new_therapy", "New therapy"),
+        ("last_contact", "Last contact"),
+        ("lost_to_followup", "Lost to follow-up"),
+        ("withdrawal", "Withdrawal"),
+    )
 }
+_INFUSION = EVENT_COLOURS["infusion"]
 AE_ROWS = ("CRS", "ICANS", "aGVHD", "cGVHD")
 
 
@@ -73,10 +78,10 @@ def timeline_svg(events: Sequence[Any], adverse_events: Sequence[Any], width: in
         )
     parts.append(
         f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="16" y2="{axis_y}" '
-        'stroke="#1e88e5" stroke-dasharray="4 3"/>'
+        f'stroke="{_INFUSION}" stroke-dasharray="4 3"/>'
     )
     parts.append(
-        f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="#1e88e5">day 0 infusion</text>'
+        f'<text x="{x(0) + 3:.1f}" y="14" font-size="10" fill="{_INFUSION}">day 0 infusion</text>'
     )
     for e, label, colour, level in placed:
         cx = x(e.day)
@@ -124,7 +129,7 @@ def _label_levels(events: Sequence[Any], x) -> list[tuple[Any, str, str, int]]:
     out = []
     ends: list[float] = []  # right edge of the last label on each level
     for e in sorted((e for e in events if e.day is not None), key=lambda e: e.day):
-        colour, label = EVENT_STYLE.get(e.event, ("#455a64", value_label(e.event)))
+        colour, label = EVENT_STYLE.get(e.event, (NEUTRAL, value_label(e.event)))
         if e.event == "response" and e.response:
             label = value_label(e.response)
         half = len(label) * CHAR_PX / 2 + 3
