@@ -22,6 +22,29 @@ import math
 import re
 from typing import Any
 
+#: baseline columns, in the order Table 1 shows them (the report) and the
+#: patient form asks them (the web app)
+BASELINE_ORDER = (
+    "age_years",
+    "age_group",
+    "sex",
+    "diagnosis",
+    "cd7_blasts_pct",
+    "bm_blasts_pct",
+    "extramedullary",
+    "prior_lines",
+    "prior_allo_sct",
+    "product_source",
+    "donor_relation",
+    "hla_match",
+    "dose_per_kg",
+    "dose_level",
+    "weight_kg",
+    "height_cm",
+    "site",
+)
+
+
 #: column → (label, unit or ""); the unit prints after a comma ("Age, years")
 COLUMNS: dict[str, tuple[str, str]] = {
     "patient_id": ("Patient", ""),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cartrial.cohort.labels import BASELINE_ORDER
 from cartrial.cohort.units import DAYS_PER_MONTH
 from cartrial.cohort.vocab import (
     AE_TERMS,
@@ -53,26 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from cartrial.cohort import Cohort
 
 DASH = "–"
-#: baseline columns, in the order Table 1 shows them
-BASELINE_ORDER = (
-    "age_years",
-    "age_group",
-    "sex",
-    "diagnosis",
-    "cd7_blasts_pct",
-    "bm_blasts_pct",
-    "extramedullary",
-    "prior_lines",
-    "prior_allo_sct",
-    "product_source",
-    "donor_relation",
-    "hla_match",
-    "dose_per_kg",
-    "dose_level",
-    "weight_kg",
-    "height_cm",
-    "site",
-)
 #: columns never in Table 1: identifiers, provenance, flags, dates
 NOT_BASELINE = {
     "patient_id",

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cartrial.cohort import CohortError
+from cartrial.cohort.labels import BASELINE_ORDER
 from cartrial.design.escalation import BOIN, CRM, ThreePlusThree, crm_skeleton
 from cartrial.design.monitor import dsmb_summary, next_dose_recommendation
 from cartrial.grading.fields import FormField as InputField
@@ -794,29 +795,13 @@ async def edit_record(
     return RedirectResponse(f"/patients/{quote(pid, safe='/')}", status_code=303)
 
 
-PATIENT_EDIT = tuple(
-    k
-    for k in (
-        "age_years",
-        "sex",
-        "diagnosis",
-        "cd7_blasts_pct",
-        "bm_blasts_pct",
-        "extramedullary",
-        "prior_lines",
-        "prior_allo_sct",
-        "product_source",
-        "donor_relation",
-        "hla_match",
-        "dose_per_kg",
-        "dose_level",
-        "weight_kg",
-        "height_cm",
-        "site",
-        "enrolled",
-        "infused",
-        "infusion_date",
-    )
+#: the patient form: the baseline columns in Table 1 order (less the derived age group),
+#: then enrolment and infusion
+PATIENT_EDIT = (
+    *(k for k in BASELINE_ORDER if k != "age_group"),
+    "enrolled",
+    "infused",
+    "infusion_date",
 )
 
 
