@@ -65,8 +65,20 @@ def test() -> None:
     run(BIN / "mypy")  # types of src/ ([tool.mypy] in pyproject.toml)
     run(BIN / "lint-imports")  # the import-layer contract ([tool.importlinter])
     # the default run leaves out tests marked slow (``python3 dev.py test -m slow`` runs
-    # them); --durations=15 prints the slowest tests, and tests/conftest.py the budget
-    run(BIN / "python", "-m", "pytest", "-q", "--durations=15", *sys.argv[2:])
+    # them) and spreads the tests over the cores (pytest-xdist; ``-n 0`` for one process);
+    # --durations=15 prints the slowest tests, and tests/conftest.py the time budget
+    run(
+        BIN / "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "auto",
+        "--maxprocesses",
+        "4",
+        "--durations=15",
+        *sys.argv[2:],
+    )
 
 
 if __name__ == "__main__":

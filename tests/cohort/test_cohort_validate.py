@@ -450,3 +450,31 @@ def test_extra_column_with_text_is_not_an_error(make_cohort_dir, tmp_path):
     )
     cohort = load_cohort(folder)
     assert cohort.observations["comment"].tolist() == ["<5 below LLOQ"]
+
+
+def test_british_spellings_of_terms_are_read_as_the_american_ones(make_cohort_dir, tmp_path):
+    """Sites write British spellings (CTCAE and the vocabulary are American): the folding
+    grading uses (``vocab.american``) is the cohort's too; an unknown word is still refused."""
+    from cartrial.cohort import CohortError, load_cohort
+
+    folder = make_cohort_dir(
+        tmp_path,
+        patients="patient_id\nP1\nP2\n",
+        adverse_events=(
+            "patient_id,term,onset_day,resolution_day,grade,system\n"
+            "P1,thrombocytopaenia,10,40,4,CTCAE\n"
+            "P1,anaemia,12,30,3,CTCAE\n"
+            "P2,diarrhoea,3,5,1,CTCAE\n"
+        ),
+    )
+    terms = load_cohort(folder).adverse_events["term"].tolist()
+    assert terms == ["thrombocytopenia", "anemia", "diarrhea"]
+    bad = make_cohort_dir(
+        tmp_path / "bad",
+        patients="patient_id\nP1\n",
+        adverse_events="patient_id,term,onset_day,resolution_day,grade,system\n"
+        "P1,thrombocytopaeniax,10,40,4,CTCAE\n",
+    )
+    with pytest.raises(CohortError) as err:
+        load_cohort(bad)
+    assert "thrombocytopaeniax" in str(err.value)

@@ -316,6 +316,34 @@ UNIT_CONVERSIONS: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {
 }
 
 
+#: British -> American spellings folded before lookups (CTCAE and this
+#: vocabulary use American spelling; grading and the cohort format both fold with it)
+_SPELLING = (
+    (r"paenia", "penia"),
+    (r"aemia", "emia"),
+    (r"oedema", "edema"),
+    (r"oesoph", "esoph"),
+    (r"haem", "hem"),
+    (r"leuco", "leuko"),
+    (r"diarrhoea", "diarrhea"),
+    (r"tumour", "tumor"),
+    (r"ischaem", "ischem"),
+    (r"paed", "ped"),
+    (r"isation", "ization"),
+    (r"ised\b", "ized"),
+    (r"hospitalis", "hospitaliz"),
+)
+
+
+def american(text: str) -> str:
+    """Fold British spellings to the American ones CTCAE uses ("thrombocytopaenia" ->
+    "thrombocytopenia", "generalised" -> "generalized", "oedema" -> "edema")."""
+    out = str(text).lower()
+    for pattern, repl in _SPELLING:
+        out = re.sub(pattern, repl, out)
+    return out
+
+
 def _key(text: str) -> str:
     """Normalise a spelling for matching: lower case, blanks and underscores folded.
 
@@ -348,7 +376,11 @@ def canonical(value: object, vocabulary: Mapping[str, Iterable[str]]) -> str | N
         if len(_LOOKUPS) >= _MAX_LOOKUPS:  # bounded: callers may pass ad-hoc vocabularies
             _LOOKUPS.clear()
         table = _LOOKUPS[content] = build_lookup(dict(content))
-    return table.get(_key(str(value)))
+    key = _key(str(value))
+    found = table.get(key)
+    if found is None:  # a British spelling of an American term ("thrombocytopaenia")
+        found = table.get(_key(american(key)))
+    return found
 
 
 def analyte_lookup() -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections.abc import Mapping
 
 from cartrial.cohort import categories as _cohort
@@ -29,6 +28,7 @@ from cartrial.cohort.categories import (  # noqa: F401
     SEX,
     _key,
 )
+from cartrial.cohort.vocab import american
 
 #: CTCAE v5.0 Hypotension (Vascular disorders): 1 asymptomatic, intervention not
 #: indicated; 2 non-urgent medical intervention indicated; 3 medical intervention
@@ -284,32 +284,6 @@ QUESTIONS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         for w in ("confused", "somnolent", "obtunded", "lethargic", "yes")
     },
 }
-
-#: British -> American spellings folded before lookups (CTCAE uses American spelling)
-_SPELLING = (
-    (r"paenia", "penia"),
-    (r"aemia", "emia"),
-    (r"oedema", "edema"),
-    (r"oesoph", "esoph"),
-    (r"haem", "hem"),
-    (r"leuco", "leuko"),
-    (r"diarrhoea", "diarrhea"),
-    (r"tumour", "tumor"),
-    (r"ischaem", "ischem"),
-    (r"paed", "ped"),
-    (r"isation", "ization"),
-    (r"ised\b", "ized"),
-    (r"hospitalis", "hospitaliz"),
-)
-
-
-def american(text: str) -> str:
-    """Fold British spellings to the American ones CTCAE uses ("thrombocytopaenia" ->
-    "thrombocytopenia", "generalised" -> "generalized", "oedema" -> "edema")."""
-    out = str(text).lower()
-    for pattern, repl in _SPELLING:
-        out = re.sub(pattern, repl, out)
-    return out
 
 
 class UnknownWord(KeyError):
