@@ -18,25 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-PASSWORD = "bench-password-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _webserver import PASSWORD, serving
 
 
 def prepare(url: str, n_patients: int, users: int, workdir: Path) -> None:
@@ -160,42 +150,9 @@ def bench(
         # one audit key (beside the session secret) for the set-up, the server and the check
         os.environ["CARTRIAL_SECRET_FILE"] = str(Path(tmp) / "secret")
         prepare(url, n_patients, users, Path(tmp))
-        port = free_port()
-        env = {
-            **os.environ,
-            "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
-            "CARTRIAL_SECRET_FILE": str(Path(tmp) / "secret"),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cartrial",
-                "serve",
-                "--db",
-                url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "error",
-                *(["--threads", str(threads)] if threads else []),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=None,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(base + "/login", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        extra = ["--workers", str(workers), "--log-level", "error"]
+        extra += ["--threads", str(threads)] if threads else []
+        with serving(url, Path(tmp), extra, quiet=False) as base:
             out: dict[str, list[float]] = {"read patient page": [], "save assessment": []}
             errors: list[str] = []
             acked: list[int] = []
@@ -213,9 +170,6 @@ def bench(
             for t in clients:
                 t.join()
             wall = time.perf_counter() - clock[0]
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
         missing = set(acked) - saved_ids(url)
         chain = audit_check(url)
     print(

@@ -21,27 +21,17 @@ loopback only. Target (issue 16): p95 < 200 ms for list and patient pages.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
 import numpy as np
 
-PASSWORD = "bench-password-123"
+from _webserver import PASSWORD, serving
+
 SITES = tuple(f"S{i:02d}" for i in range(20))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def synthetic_rows(n: int, obs_per_patient: int, seed: int = 16) -> dict[str, tuple]:
@@ -167,39 +157,9 @@ def bench(
         if url == "sqlite":
             url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         build = bulk_load(url, n, obs_per_patient)
-        port = free_port()
-        env = {
-            **os.environ,
-            "CARTRIAL_ADMIN_PASSWORD": PASSWORD,
-            "CARTRIAL_SECRET_FILE": str(Path(tmp) / "secret"),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cartrial",
-                "serve",
-                "--db",
-                url,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
         rng = np.random.default_rng(1)
         results = []
-        try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen(base + "/login", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with serving(url, Path(tmp), wait_s=60) as base:
             pages = -(-n // 50)
 
             def ids(k):
@@ -227,9 +187,6 @@ def bench(
                         *measure(c, ["/patients"] * requests, requests, max_seconds),
                     )
                 )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
     print(
         f"\n{label}: {n} patients, {n * obs_per_patient} observation rows "
         f"(bulk build {build:.1f} s), one worker, one client"

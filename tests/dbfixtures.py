@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from cartrial.store.database import session_factory
+from cartrial.store.models import Event, Patient
 from cartrial.store.testing import PostgresUnavailable, scratch_database
+from cartrial.store.users import ensure_site
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +34,18 @@ def db_url(request, tmp_path, monkeypatch):
             yield url
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
+
+
+def write_some_history(engine) -> None:
+    """A patient at site S1 with one event changed once (PR -> CR): three audited writes,
+    the audit trail's smallest interesting history."""
+    with session_factory(engine)() as s:
+        s.info["user"] = "nurse"
+        ensure_site(s, "S1")
+        s.add(Patient(patient_id="P1", site="S1"))
+        s.commit()
+        ev = Event(patient_id="P1", day=30, event="response", response="PR")
+        s.add(ev)
+        s.commit()
+        ev.response = "CR"
+        s.commit()

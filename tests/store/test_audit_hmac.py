@@ -20,24 +20,15 @@ from sqlalchemy import select, text
 
 from cartrial.store.chain import HEAD_KEY, verify
 from cartrial.store.database import KeyMissing, audit_key, make_engine, session_factory, upgrade
-from cartrial.store.models import AuditEntry, Event, Patient, Setting
-from cartrial.store.users import ensure_site
+from cartrial.store.models import AuditEntry, Event, Setting
+from dbfixtures import write_some_history
 
 
 @pytest.fixture
 def engine(db_url):
     eng = make_engine(db_url)
     upgrade(eng)
-    with session_factory(eng)() as s:
-        s.info["user"] = "nurse"
-        ensure_site(s, "S1")
-        s.add(Patient(patient_id="P1", site="S1"))
-        s.commit()
-        ev = Event(patient_id="P1", day=30, event="response", response="PR")
-        s.add(ev)
-        s.commit()
-        ev.response = "CR"
-        s.commit()
+    write_some_history(eng)
     yield eng
     eng.dispose()
 

@@ -34,7 +34,8 @@ from cartrial.store.models import (
     User,
     WebSession,
 )
-from cartrial.store.users import create_user, ensure_site, password_problem
+from cartrial.store.users import create_user, password_problem
+from dbfixtures import write_some_history
 
 # -- lab values: every valid analyte/unit pair --------------------------------------------
 
@@ -445,19 +446,6 @@ def test_failures_from_one_address_throttle_every_account(env, monkeypatch):
 # -- the audit trail: hash chain, tampering, role ----------------------------------------------
 
 
-def _some_history(engine):
-    with session_factory(engine)() as s:
-        s.info["user"] = "nurse"
-        ensure_site(s, "S1")
-        s.add(Patient(patient_id="P1", site="S1"))
-        s.commit()
-        ev = Event(patient_id="P1", day=30, event="response", response="PR")
-        s.add(ev)
-        s.commit()
-        ev.response = "CR"
-        s.commit()
-
-
 def _verify(engine):
     with engine.connect() as conn:
         return verify(conn)
@@ -472,7 +460,7 @@ def engine(db_url):
 
 
 def test_audit_chain_detects_edits_removals_and_truncation(engine):
-    _some_history(engine)
+    write_some_history(engine)
     assert _verify(engine).ok and _verify(engine).entries == 4
     url = engine.url.render_as_string(hide_password=False)
     r = subprocess.run(
@@ -565,7 +553,7 @@ def test_postgres_app_role_cannot_truncate_or_disable_triggers(pg_url):
     app_url = make_url(db_url).set(username=role).render_as_string(hide_password=False)
     app_engine = make_engine(app_url)
     try:
-        _some_history(app_engine)  # the app works under the role, chain included
+        write_some_history(app_engine)  # the app works under the role, chain included
         assert _verify(app_engine).ok
         for sql in (
             "TRUNCATE audit_log",

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from cartrial.grading import iechs
 from cartrial.grading.fields import FIELDS, cli_option
 
 grade_app = typer.Typer(name="grade")
@@ -111,32 +112,7 @@ CTCAE_FIELDS = (
     "seizure_ctcae",
     "encephalopathy",
 )
-IECHS_FIELDS = (
-    "ferritin_ng_ml",
-    "ferritin_baseline_ng_ml",
-    "alt_u_l",
-    "alt_baseline_u_l",
-    "ast_u_l",
-    "ast_baseline_u_l",
-    "fibrinogen_mg_dl",
-    "hemophagocytosis",
-    "cytopenia_new_or_worse",
-    "coagulopathy",
-    "iechs_attributable",
-    "iechs_other_cause",
-    "iechs_immunosuppression",
-    "fibrinogen_replacement",
-    "bleeding_transfusion",
-    "aki_new",
-    "hospitalization_indicated",
-    "bleeding_life_threatening",
-    "vasopressors",
-    "vasopressin",
-    "oxygen",
-    "dialysis",
-    "death",
-    "iechs_grade",
-)
+IECHS_FIELDS = iechs.INPUTS  # declared with the engine
 HEMATOTOX_FIELDS = ("anc", "hemoglobin_g_dl", "platelets", "crp_mg_l", "ferritin_ng_ml")
 EASIX_FIELDS = ("ldh_u_l", "creatinine_mg_dl", "crp_mg_l", "platelets")
 

@@ -191,6 +191,25 @@ GRADE_WORDS = {
     5: "death",
 }
 GRADING_FIELDS = (*(f for rows in GRADING.values() for f, _ in rows), "death")
+#: the identification inputs: the findings of ``FLAGS`` (with the baselines they are
+#: compared with) and the attribution
+IDENTIFICATION_FIELDS = (
+    "ferritin_ng_ml",
+    "ferritin_baseline_ng_ml",
+    "alt_u_l",
+    "alt_baseline_u_l",
+    "ast_u_l",
+    "ast_baseline_u_l",
+    "fibrinogen_mg_dl",
+    "hemophagocytosis",
+    "cytopenia_new_or_worse",
+    "coagulopathy",
+    "iechs_attributable",
+    "iechs_other_cause",
+)
+#: every input ``grade_iechs`` reads (the CLI's options): identification, the grading
+#: table's items, and a clinician's grade
+INPUTS = (*IDENTIFICATION_FIELDS, *GRADING_FIELDS, "iechs_grade")
 
 
 def _met(field: str, x: np.ndarray) -> np.ndarray:
