@@ -17,7 +17,8 @@ import pandas as pd
 
 from cartrial.cohort.model import Cohort
 from cartrial.cohort.vocab import COMPLETE_RESPONSES
-from cartrial.endpoints.derive import EndpointOptions, _Context, _display
+from cartrial.endpoints.derive import EndpointOptions, _Context
+from cartrial.endpoints.pointers import _display
 
 #: a missing cell for ``np.where`` into an object array (NumPy's stubs refuse None)
 _NA = np.array(None, dtype=object)
